@@ -1,0 +1,1 @@
+"""Outbound providers: one module each, behind the protocol in ``base.py``."""

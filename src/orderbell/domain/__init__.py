@@ -1,0 +1,1 @@
+"""Pure rules of Order Bell: no database, HTTP or web framework is imported here."""

@@ -1,0 +1,1 @@
+"""Orchestration: the only package that calls both the store and the adapters."""

@@ -1,0 +1,1 @@
+"""Order sources: one module per platform, behind the protocol in ``base.py``."""

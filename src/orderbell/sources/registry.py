@@ -1,0 +1,7 @@
+"""Every order source, by its URL segment. Adding a platform: one module, one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SOURCES: dict[str, Any] = {}

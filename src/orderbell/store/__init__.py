@@ -1,0 +1,1 @@
+"""Every SQL statement of Order Bell: tables, migrations, repositories and the queue."""

@@ -1,0 +1,349 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations are written from this.
+
+Ids are integers (BIGINT on PostgreSQL). Times are stored in UTC (timezone-aware on
+PostgreSQL, naive-UTC on SQLite; ``UtcDateTime`` hides the difference). Enumerated
+values are plain strings holding the domain enums' values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData, String
+from sqlalchemy import Table, Text, UniqueConstraint
+from sqlalchemy.types import JSON, TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python on both engines."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _pk() -> Column[Any]:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _created() -> Column[Any]:
+    return Column("created_at", UtcDateTime(), nullable=False)
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    _pk(),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    _created(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),  # shown in listings: "ob_live_ab12"
+    Column("key_hash", String(128), nullable=False, unique=True),  # sha256 hex of the key
+    _created(),
+    Column("revoked_at", UtcDateTime()),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("locale", String(16), nullable=False, default="en"),
+    Column("currency", String(3), nullable=False, default="USD"),
+    Column("phone", String(32)),
+    Column("address", Text),
+    Column("quiet_start", String(5), nullable=False, default="20:00"),
+    Column("quiet_end", String(5), nullable=False, default="08:00"),
+    Column("settings", JSON, nullable=False, default=dict),
+    _created(),
+    UniqueConstraint("tenant_id", "slug", name="uq_locations_tenant_slug"),
+)
+
+integrations = Table(
+    "integrations",
+    metadata,
+    _pk(),
+    Column("key", String(64), nullable=False, unique=True),  # the {integration_id} in URLs
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("location_id", Id, ForeignKey("locations.id", ondelete="SET NULL")),
+    Column("source", String(32), nullable=False),  # sources registry key
+    Column("settings", JSON, nullable=False, default=dict),  # non-secret settings
+    Column("secrets", Text),  # Fernet token of a JSON object of secret settings
+    Column("enabled", Boolean, nullable=False, default=True),
+    _created(),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("location_id", Id, ForeignKey("locations.id", ondelete="CASCADE")),  # None: all
+    Column("name", String(64), nullable=False),  # referenced by rules and messages
+    Column("provider", String(32), nullable=False),  # channels registry key
+    Column("family", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=100),  # lower is tried first
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("secrets", Text),
+    Column("enabled", Boolean, nullable=False, default=True),
+    _created(),
+    UniqueConstraint("tenant_id", "name", name="uq_channels_tenant_name"),
+)
+
+rules = Table(
+    "rules",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("location_id", Id, ForeignKey("locations.id", ondelete="CASCADE")),  # None: all
+    Column("position", Integer, nullable=False, default=0),
+    Column("trigger", String(32), nullable=False),
+    Column("fulfillment", String(16)),
+    Column("audience", String(100), nullable=False, default="guest"),
+    Column("channels", JSON, nullable=False, default=list),
+    Column("template", String(100)),
+    Column("delay_seconds", Integer, nullable=False, default=0),
+    Column("expires_after_seconds", Integer),
+    Column("purpose", String(16), nullable=False, default="transactional"),
+    Column("enabled", Boolean, nullable=False, default=True),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),  # e.g. "ready"
+    Column("locale", String(16), nullable=False),  # e.g. "en", "es"
+    Column("part", String(16), nullable=False),  # text | subject | html | voice
+    Column("body", Text, nullable=False),
+    UniqueConstraint("tenant_id", "name", "locale", "part", name="uq_templates_key"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200)),
+    Column("locale", String(16)),
+    Column("timezone", String(64)),
+    Column("preferences", JSON, nullable=False, default=list),  # ordered channel families
+    _created(),
+    Column("erased_at", UtcDateTime()),
+)
+
+contact_points = Table(
+    "contact_points",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(320), nullable=False),  # E.164, lower-cased email, platform id
+    Column("usable", Boolean, nullable=False, default=True),
+    Column("note", String(200)),  # e.g. "hard bounce 2026-11-28"
+    _created(),
+    UniqueConstraint("tenant_id", "kind", "value", name="uq_contact_points_value"),
+    Index("ix_contact_points_customer", "customer_id"),
+)
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("family", String(16), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("source", String(32), nullable=False),  # checkout, api, keyword, page, staff
+    Column("evidence", Text),
+    Column("actor", String(200)),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Index("ix_consent_events_customer", "customer_id", "family"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("location_id", Id, ForeignKey("locations.id", ondelete="SET NULL")),
+    Column("integration_id", Id, ForeignKey("integrations.id", ondelete="SET NULL")),
+    Column("source_key", String(64), nullable=False),  # integration key or "api:<tenant>"
+    Column("external_id", String(128), nullable=False),
+    Column("number", String(64), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id", ondelete="SET NULL")),
+    Column("fulfillment", String(16), nullable=False, default="pickup"),
+    Column("status", String(24), nullable=False),
+    Column("status_at", UtcDateTime(), nullable=False),  # source time of the current status
+    Column("placed_at", UtcDateTime(), nullable=False),
+    Column("promised_at", UtcDateTime()),
+    Column("eta", UtcDateTime()),
+    Column("tracking_url", Text),
+    Column("tracking_token", String(64), nullable=False, unique=True),
+    Column("total_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("source_version", String(64)),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("source_key", "external_id", name="uq_orders_source_external"),
+    Index("ix_orders_tenant_updated", "tenant_id", "updated_at"),
+    Index("ix_orders_customer", "customer_id"),
+)
+
+order_events = Table(
+    "order_events",
+    metadata,
+    _pk(),
+    Column("order_id", Id, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("source_key", String(64), nullable=False),
+    Column("event_id", String(200), nullable=False),  # the source's id for this delivery
+    #: unique per source; NULL on rows that record a duplicate delivery
+    Column("dedupe_key", String(270), unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | api | manual
+    Column("status", String(24)),
+    Column("outcome", String(16), nullable=False),
+    Column("note", Text),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("payload", Text),  # the raw body as received
+    Index("ix_order_events_order", "order_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", Id, ForeignKey("orders.id", ondelete="CASCADE")),
+    Column("customer_id", Id, ForeignKey("customers.id", ondelete="SET NULL")),
+    Column("trigger", String(24), nullable=False),
+    Column("audience", String(100), nullable=False),
+    Column("family", String(16)),
+    Column("channel", String(64)),  # configured channel name
+    Column("provider", String(32)),  # provider used by the last attempt
+    Column("recipient", String(320)),
+    Column("template", String(100), nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("skip_reason", String(24)),
+    Column("reason", Text),  # in words: why sent, or why not (latest decision)
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", UtcDateTime()),
+    Column("claim_token", BigInteger, nullable=False, default=0),  # fencing token
+    Column("claimed_by", String(64)),
+    Column("provider_message_id", String(200)),
+    Column("body", Text),
+    Column("subject", Text),
+    Column("segments", Integer),
+    Column("encoding", String(8)),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+    Column("delivered_at", UtcDateTime()),
+    Index("ix_messages_order", "order_id"),
+    Index("ix_messages_tenant_id", "tenant_id", "id"),
+    Index("ix_messages_provider_id", "provider_message_id"),
+    # Claiming due work and rescuing expired leases touch only these partial indexes,
+    # which stay small however many finished messages the table holds.
+    Index(
+        "ix_messages_due",
+        "due_at",
+        postgresql_where=sa.text("state = 'planned'"),
+        sqlite_where=sa.text("state = 'planned'"),
+    ),
+    Index(
+        "ix_messages_leased",
+        "lease_until",
+        postgresql_where=sa.text("state = 'sending'"),
+        sqlite_where=sa.text("state = 'sending'"),
+    ),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    _pk(),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("channel", String(64)),
+    Column("provider", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),  # sent | transient | permanent
+    Column("http_status", Integer),
+    Column("error_code", String(64)),
+    Column("error", Text),
+    Column("provider_message_id", String(200)),
+    Column("latency_ms", Integer),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Index("ix_attempts_message", "message_id"),
+)
+
+message_log = Table(
+    "message_log",
+    metadata,
+    _pk(),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("event", String(32), nullable=False),  # planned, skipped, retry, superseded, ...
+    Column("detail", Text, nullable=False),
+    Index("ix_message_log_message", "message_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE")),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200)),
+    Column("detail", Text),
+    Column("at", UtcDateTime(), nullable=False),
+)
