@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from orderbell.domain.model import ChannelFamily
 
 if TYPE_CHECKING:
-    from orderbell.channels.http import HttpClient
+    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,4 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-SOURCES: dict[str, Any] = {}
+from orderbell.sources.generic import GenericWebhookSource
+
+SOURCES: dict[str, Any] = {
+    "generic": GenericWebhookSource,
+}

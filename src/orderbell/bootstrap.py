@@ -1,0 +1,103 @@
+"""The one place that picks concrete parts: database, secret box, HTTP client, channels,
+sources. Entrypoints call ``build(settings)``; tests pass their own clock or registries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orderbell.channels.http import HttpClient
+from orderbell.config import Settings
+from orderbell.crypto import SecretBox, load_or_create_key
+from orderbell.engine.dispatch import Dispatcher, DispatchSettings
+from orderbell.engine.ingest import Ingestor, utcnow
+from orderbell.engine.metrics import Metrics
+from orderbell.engine.service import OrderService
+from orderbell.engine.tenants import ChannelPool, TenantCache
+from orderbell.engine.webhooks import WebhookService
+from orderbell.store.database import Database
+
+log = logging.getLogger("orderbell")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    box: SecretBox
+    http: HttpClient
+    metrics: Metrics
+    tenants: TenantCache
+    channels: ChannelPool
+    ingestor: Ingestor
+    webhooks: WebhookService
+    orders: OrderService
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def dispatcher(self, **kwargs: Any) -> Dispatcher:
+        s = self.settings
+        return Dispatcher(
+            self.db,
+            self.tenants,
+            self.channels,
+            settings=DispatchSettings(
+                batch_size=s.batch_size,
+                concurrency=s.concurrency,
+                lease_seconds=s.lease_seconds,
+                poll_seconds=s.poll_seconds,
+                public_url=s.public_url,
+            ),
+            clock=self.clock,
+            metrics=self.metrics,
+            **kwargs,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.db.dispose()
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    sources: Mapping[str, Any] | None = None,
+    cache_ttl: float = 5.0,
+) -> Container:
+    """Wire the parts together. Nothing connects until first used."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    box = SecretBox(load_or_create_key(settings))
+    http = HttpClient()
+    metrics = Metrics()
+    tenants = TenantCache(db, ttl=cache_ttl)
+    outbox_path = str(settings.outbox_path)
+
+    def defaults(provider: str) -> Mapping[str, Any]:
+        return {"path": outbox_path} if provider == "outbox" else {}
+
+    channels = ChannelPool(http, box, defaults=defaults)
+    ingestor = Ingestor(db, tenants, clock=clock)
+    webhooks = WebhookService(
+        db, ingestor, box, metrics=metrics, clock=clock, sources=sources, ttl=cache_ttl
+    )
+    orders = OrderService(
+        db, ingestor, metrics=metrics, clock=clock, public_url=settings.public_url
+    )
+    return Container(
+        settings=settings,
+        db=db,
+        box=box,
+        http=http,
+        metrics=metrics,
+        tenants=tenants,
+        channels=channels,
+        ingestor=ingestor,
+        webhooks=webhooks,
+        orders=orders,
+        clock=clock,
+    )
