@@ -64,6 +64,17 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(130) from None
 
 
+async def _container(s: Settings) -> Any:
+    """The wired parts, for commands that read or write the database (it must be migrated)."""
+    from orderbell.bootstrap import build
+
+    container = build(s)
+    if await container.db.current_revision() is None:
+        await container.aclose()
+        raise OrderBellError("the database has no schema yet; run `orderbell db upgrade` first")
+    return container
+
+
 def setup_logging(s: Settings) -> None:
     from orderbell.logs import configure
 
@@ -257,9 +268,7 @@ def keys_create(
     s = settings()
 
     async def go() -> str:
-        from orderbell.bootstrap import build
-
-        container = build(s)
+        container = await _container(s)
         try:
             return await container.orders.create_api_key(tenant, name)
         finally:
@@ -322,9 +331,7 @@ def orders_show(
     s = settings()
 
     async def go() -> dict[str, Any]:
-        from orderbell.bootstrap import build
-
-        container = build(s)
+        container = await _container(s)
         try:
             return await container.orders.timeline(order)
         finally:
@@ -371,10 +378,9 @@ def channels(
     s = settings()
 
     async def go() -> list[Any]:
-        from orderbell.bootstrap import build
         from orderbell.engine.apply import configured_channels
 
-        container = build(s)
+        container = await _container(s)
         try:
             return await configured_channels(container)
         finally:
@@ -407,10 +413,9 @@ def send_test(
     s = settings()
 
     async def go() -> Any:
-        from orderbell.bootstrap import build
         from orderbell.engine.apply import send_test_message
 
-        container = build(s)
+        container = await _container(s)
         try:
             return await send_test_message(container, tenant, channel, to, text)
         finally:

@@ -61,7 +61,8 @@ class Process:
         return self.proc.poll() is None
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def kill(self) -> None:

@@ -10,18 +10,21 @@ Fixtures (``from tests.store.dbfixtures import db, db_url, ...`` in a conftest.p
 - ``sqlite_db_url`` / ``postgres_db_url``: the same for one engine only.
 
 How it stays fast: SQLite migrates one template file per session and copies it per test.
-PostgreSQL creates one scratch database per session (``orderbell_test_<pid>_<hex>``,
-dropped at the end), migrates it once, and empties it with DELETEs (one round trip) per test.
-Tests of one session run sequentially.
+PostgreSQL creates one scratch database per session (``orderbell_test_<host>_<pid>_<hex>``,
+dropped at the end, or by a later run if this one was killed), migrates it once, and
+empties it with DELETEs (one round trip) before each test. Tests of a session run
+sequentially.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import os
 import secrets
 import shutil
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,17 +96,42 @@ def sqlite_copy(template: Path, directory: Path) -> str:
 # -- PostgreSQL -----------------------------------------------------------------------
 
 
+#: scratch databases are named orderbell_test_<host>_<pid>_<random>
+_HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_PREFIX = f"orderbell_test_{_HOST_TAG}_"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _drop_orphans(conn: Any) -> None:
+    """Drop scratch databases left by test runs on this host that were killed."""
+    names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", _PREFIX + "%")
+    for (name,) in names:
+        pid = name[len(_PREFIX) :].split("_", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def create_postgres_database(admin_url: str) -> str:
     """Create and migrate a scratch database; returns its URL."""
     import asyncpg
 
-    name = f"orderbell_test_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"{_PREFIX}{os.getpid()}_{secrets.token_hex(3)}"
     url = make_url(admin_url).set(drivername="postgresql+asyncpg", database=name)
     url_text = url.render_as_string(hide_password=False)
 
     async def create() -> None:
         conn = await asyncpg.connect(**_asyncpg_params(admin_url))
         try:
+            await _drop_orphans(conn)
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()

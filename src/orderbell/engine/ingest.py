@@ -19,15 +19,19 @@ from typing import Any
 from orderbell.domain import contacts, orders, policy
 from orderbell.domain.model import (
     ChannelFamily,
+    ConsentEvent,
     ContactKind,
+    ContactPoint,
     EventOutcome,
     Fulfillment,
+    Guest,
     GuestInfo,
     Money,
     OrderStatus,
     OrderUpdate,
     OrderView,
     PlannedMessage,
+    Purpose,
     Trigger,
 )
 from orderbell.engine.tenants import LocationConfig, TenantCache, TenantConfig
@@ -155,7 +159,7 @@ class Ingestor:
         loc = cfg.location_by_slug(u.location_ref) or cfg.location(
             row["location_id"] if row is not None else origin.location_id
         )
-        customer_id = await self._upsert_guest(
+        customer_id, new_guest = await self._upsert_guest(
             conn, cfg, loc, u.guest, row["customer_id"] if row is not None else None, now
         )
 
@@ -224,15 +228,24 @@ class Ingestor:
         if not change.notify:
             return result
 
-        superseded = await queue.supersede(
-            conn,
-            order_id=order_id,
-            triggers=[t.value for t in orders.superseded_by(change.status)],
-            now=now,
-            reason=f"order moved to {change.status.value} before this was sent",
-        )
+        superseded: list[int] = []
+        if row is not None:  # a new order has nothing pending to supersede
+            superseded = await queue.supersede(
+                conn,
+                order_id=order_id,
+                triggers=[t.value for t in orders.superseded_by(change.status)],
+                now=now,
+                reason=f"order moved to {change.status.value} before this was sent",
+            )
         planned, skipped = await self.plan_and_store(
-            conn, cfg, loc, order, Trigger.for_status(change.status), now, event_key=str(ev)
+            conn,
+            cfg,
+            loc,
+            order,
+            Trigger.for_status(change.status),
+            now,
+            event_key=str(ev),
+            guest=new_guest,
         )
         if planned:
             work.wake = True
@@ -257,17 +270,26 @@ class Ingestor:
         now: datetime,
         *,
         event_key: str,
+        guest: Guest | None = None,
     ) -> tuple[list[int], list[int]]:
-        """Run the policy for ``trigger`` and store its messages. Returns (planned, skipped) ids."""
-        guest = None
-        if order.get("customer_id") is not None:
+        """Run the policy for ``trigger`` and store its messages. Returns (planned, skipped) ids.
+
+        ``guest`` saves a query when the caller has just created the guest."""
+        rules = cfg.rules_for(loc.id or None)
+        fulfillment = Fulfillment(order["fulfillment"])
+        if not any(
+            r.enabled and r.trigger == trigger and r.fulfillment in (None, fulfillment)
+            for r in rules
+        ):
+            return [], []  # nobody is told about this step: skip the guest lookup
+        if guest is None and order.get("customer_id") is not None:
             guest = (await store.load_guests(conn, [order["customer_id"]])).get(
                 order["customer_id"]
             )
         plans = policy.plan(
             order=order_view(order),
             trigger=trigger,
-            rules=cfg.rules_for(loc.id or None),
+            rules=rules,
             guest=guest,
             location=loc.location,
             channels=cfg.channels_for(loc.id or None),
@@ -301,9 +323,11 @@ class Ingestor:
         g: GuestInfo | None,
         existing: int | None,
         now: datetime,
-    ) -> int | None:
+    ) -> tuple[int | None, Guest | None]:
+        """Find or create the guest. Returns its id, and the ``Guest`` when it was just
+        created (so planning needs no query)."""
         if g is None:
-            return existing
+            return existing, None
         points = guest_points(g, loc.country)
         cid = existing
         if cid is None:
@@ -317,18 +341,22 @@ class Ingestor:
             values["timezone"] = g.timezone
         if g.preferences:
             values["preferences"] = [p.value for p in g.preferences]
+        created = cid is None
         if cid is None:
             if not points and not values:
-                return None
+                return None, None
             values.setdefault("preferences", [])
             cid = await store.create_customer(conn, cfg.id, values, now)
         else:
             await store.update_customer(conn, cid, values)
         await store.add_contact_points(conn, cfg.id, cid, points, now)
+        consent_rows: list[dict[str, Any]] = []
         if g.consents:
-            current = (await store.load_guests(conn, [cid]))[cid].consent_events
-            latest = {(e.family, e.purpose): e.granted for e in current}
-            rows = [
+            latest: dict[tuple[ChannelFamily, Purpose], bool] = {}
+            if not created:
+                current = (await store.load_guests(conn, [cid]))[cid].consent_events
+                latest = {(e.family, e.purpose): e.granted for e in current}
+            consent_rows = [
                 {
                     "tenant_id": cfg.id,
                     "customer_id": cid,
@@ -342,8 +370,23 @@ class Ingestor:
                 for fam, purpose, granted in g.consents
                 if latest.get((fam, purpose)) != granted
             ]
-            await store.append_consent(conn, rows)
-        return cid
+            await store.append_consent(conn, consent_rows)
+        if not created:
+            return cid, None
+        guest = Guest(
+            name=g.name,
+            locale=g.locale,
+            contacts=tuple(ContactPoint(kind, value) for kind, value in points),
+            preferences=tuple(g.preferences),
+            consent_events=tuple(
+                ConsentEvent(
+                    ChannelFamily(r["family"]), Purpose(r["purpose"]), r["granted"], now, "checkout"
+                )
+                for r in consent_rows
+            ),
+            timezone=g.timezone,
+        )
+        return cid, guest
 
 
 def guest_points(g: GuestInfo, country: str) -> list[tuple[ContactKind, str]]:
