@@ -644,6 +644,30 @@ def finish_py_spy(spies: list[tuple[Managed, subprocess.Popen[str], Path]], time
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 
+#: leaf functions where a thread waits (py-spy --nonblocking counts some of them as active)
+_WAITING = {"EpollSelector.select", "Condition.wait", "Event.wait", "Lock.acquire",
+            "Queue.get", "_wait_for_tstate_lock", "select", "poll"}
+_STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"<frozen runpy>"}
+
+
+def _package(frame: str) -> str:
+    """The top-level package of a frame's file, e.g. sqlalchemy, orderbell, stdlib."""
+    m = _FRAME.match(frame.strip())
+    if not m:
+        return "?"
+    path = m.group("file")
+    for marker in ("site-packages/", "/src/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    top = path.split("/", 1)[0]
+    name = top[:-3] if top.endswith(".py") else top
+    if name in _STDLIB or path.startswith("<frozen"):
+        return "stdlib"
+    if path.startswith("<sqlalchemy generated"):
+        return "sqlalchemy"
+    return name or "?"
+
+
 def _frame_key(frame: str) -> str:
     m = _FRAME.match(frame.strip())
     if not m:
@@ -661,11 +685,13 @@ def summarise_py_spy(raw: Path, top: int) -> dict[str, Any]:
     self_c: collections.Counter[str] = collections.Counter()
     incl_c: collections.Counter[str] = collections.Counter()
     module_c: collections.Counter[str] = collections.Counter()
+    owner_c: collections.Counter[str] = collections.Counter()
     total = 0
     try:
         lines = raw.read_text().splitlines()
     except OSError:
-        return {"samples": 0, "self": [], "inclusive": [], "by_package": []}
+        return {"samples": 0, "self": [], "inclusive": [], "by_package": [],
+                "by_orderbell_caller": []}
     for line in lines:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -679,23 +705,18 @@ def summarise_py_spy(raw: Path, top: int) -> dict[str, Any]:
         self_c[keys[-1]] += n
         for k in set(keys):
             incl_c[k] += n
-        leaf_path = _FRAME.match(frames[-1].strip())
-        pkg = "?"
-        if leaf_path:
-            path = leaf_path.group("file")
-            if "site-packages/" in path:
-                pkg = path.split("site-packages/", 1)[1].split("/", 1)[0]
-            elif "/src/orderbell/" in path or path.startswith("orderbell"):
-                pkg = "orderbell"
-            elif "/lib/python3" in path or path.startswith("<frozen"):
-                pkg = "stdlib"
+        pkg = _package(frames[-1])
+        if keys[-1].split(" ", 1)[0] in _WAITING:
+            pkg = "(waiting: " + keys[-1].split(" ", 1)[0] + ")"
         module_c[pkg] += n
+        ours = [k for f, k in zip(frames, keys) if _package(f) == "orderbell"]
+        owner_c[ours[-1] if ours else "(no orderbell frame)"] += n
 
     def pct(c: collections.Counter[str]) -> list[tuple[str, int, float]]:
         return [(k, v, 100.0 * v / total if total else 0.0) for k, v in c.most_common(top)]
 
     return {"samples": total, "self": pct(self_c), "inclusive": pct(incl_c),
-            "by_package": pct(module_c)}
+            "by_package": pct(module_c), "by_orderbell_caller": pct(owner_c)}
 
 
 # ----------------------------------------------------------------------------- figures
@@ -1099,6 +1120,9 @@ tenants:
                     f"{k} {p:.0f}%" for k, _, p in s["by_package"]))
                 print("   self (leaf) time:")
                 for k, _, p in s["self"]:
+                    print(f"     {p:5.1f}%  {k}")
+                print("   by the deepest orderbell frame on the stack (what our code spends):")
+                for k, _, p in s["by_orderbell_caller"]:
                     print(f"     {p:5.1f}%  {k}")
                 print("   inclusive time:")
                 for k, _, p in s["inclusive"]:

@@ -36,8 +36,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
 app.add_typer(keys_app, name="keys")
 
-out = Console()
-err = Console(stderr=True)
+# Wrapped lines break grep and copy-paste: when not on a terminal, print wide.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 def fail(message: str, code: int = 1) -> None:

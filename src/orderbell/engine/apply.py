@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from orderbell.channels.base import OutboundMessage, SendResult, mask_secrets
 from orderbell.channels.registry import CHANNELS
+from orderbell.crypto import SecretBox
 from orderbell.engine.configfile import ConfigFile, TenantSpec, load_config, sample_config
 from orderbell.errors import ConfigError, NotFoundError
 from orderbell.store import setup
@@ -62,6 +63,7 @@ async def _apply_tenant(conn: Any, container: Container, t: TenantSpec, now: Any
         )
     for integ in t.integrations:
         secrets = dict(integ.secrets)
+        old = await setup.sealed_secrets(conn, "integrations", key=integ.id)
         await setup.upsert_integration(
             conn,
             integ.id,
@@ -70,13 +72,14 @@ async def _apply_tenant(conn: Any, container: Container, t: TenantSpec, now: Any
                 "location_id": loc_ids.get(integ.location) if integ.location else None,
                 "source": integ.source,
                 "settings": _plain(integ.settings, secrets),
-                "secrets": box.encrypt_json(secrets) if secrets else None,
+                "secrets": _seal(box, secrets, old),
                 "enabled": integ.enabled,
             },
             now,
         )
     for ch in t.channels:
         secrets = dict(ch.secrets)
+        old = await setup.sealed_secrets(conn, "channels", tenant_id=tenant_id, name=ch.name)
         await setup.upsert_channel(
             conn,
             tenant_id,
@@ -87,7 +90,7 @@ async def _apply_tenant(conn: Any, container: Container, t: TenantSpec, now: Any
                 "family": str(ch.family or CHANNELS[ch.provider].family),
                 "priority": ch.priority,
                 "settings": _plain(ch.settings, secrets),
-                "secrets": box.encrypt_json(secrets) if secrets else None,
+                "secrets": _seal(box, secrets, old),
                 "enabled": ch.enabled,
             },
             now,
@@ -130,6 +133,20 @@ async def _apply_tenant(conn: Any, container: Container, t: TenantSpec, now: Any
         f"{len(rules) if t.rules is not None else 'default'} rule(s), "
         f"{sum(len(x.parts()) for x in t.templates)} template part(s)"
     )
+
+
+def _seal(box: SecretBox, secrets: dict[str, Any], old: str | None) -> str | None:
+    """Encrypt ``secrets``, keeping the stored token when it already holds the same values
+    (Fernet tokens differ on every encryption, and re-applying should change nothing)."""
+    if not secrets:
+        return None
+    if old:
+        try:
+            if box.decrypt_json(old) == secrets:
+                return old
+        except ConfigError:
+            pass
+    return box.encrypt_json(secrets)
 
 
 def _plain(settings: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:

@@ -108,7 +108,7 @@ class Dispatcher:
                 free = self.settings.concurrency - self._inflight
                 if free <= 0:
                     self._slot_freed.clear()
-                    await _wait_any(stop, self._slot_freed, timeout=self.settings.poll_seconds)
+                    await _wait_any(stop, self._slot_freed, within=self.settings.poll_seconds)
                     continue
                 try:
                     claimed = await self.claim(min(self.settings.batch_size, free))
@@ -445,10 +445,10 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def _wait_any(*events_and_timeout: Any, timeout: float) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events_and_timeout]
+async def _wait_any(*events: asyncio.Event, within: float) -> None:
+    waits = [asyncio.create_task(e.wait()) for e in events]
     try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=within, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waits:
             w.cancel()

@@ -232,3 +232,11 @@ async def list_channels(conn: AsyncConnection) -> list[Mapping[str, Any]]:
         .order_by(tenants.c.slug, channels.c.priority, channels.c.name)
     )
     return [r._mapping for r in rows]
+
+
+async def sealed_secrets(conn: AsyncConnection, table: str, **key: Any) -> str | None:
+    """The stored secrets token of a channel or integration, to keep it when unchanged."""
+    t = {"channels": channels, "integrations": integrations}[table]
+    stmt = sa.select(t.c.secrets).where(*[t.c[k] == v for k, v in key.items()])
+    row = (await conn.execute(stmt)).first()
+    return row.secrets if row else None

@@ -77,6 +77,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI turns any error raised while it reads a body into "400 There was an
+        # error parsing the body"; ours (BodyLimit's PayloadTooLarge) keeps its own status
+        if isinstance(exc.__cause__, InputError):
+            return await _input(request, exc.__cause__)
         titles = {404: "Not found", 405: "Method not allowed"}
         return problem(
             exc.status_code,
