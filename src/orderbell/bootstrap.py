@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orderbell.channels.http import HttpClient
+from orderbell.http import HttpClient
 from orderbell.config import Settings
 from orderbell.crypto import SecretBox, load_or_create_key
 from orderbell.engine.dispatch import Dispatcher, DispatchSettings

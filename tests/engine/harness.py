@@ -141,12 +141,11 @@ GUEST = {"name": "Maria", "phone": "(212) 555-0123", "preferences": ["sms"]}
 PHONE = "+12125550123"
 
 
-async def make_app(db_url: str, data_dir: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid,
-                   **settings: Any) -> App:
+async def make_app(
+    db_url: str, data_dir: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid, **settings: Any
+) -> App:
     clock = FakeClock()
-    container = build(
-        Settings(data_dir=data_dir, database_url=db_url, **settings), clock=clock
-    )
+    container = build(Settings(data_dir=data_dir, database_url=db_url, **settings), clock=clock)
     cfg = parse_config(
         config_text(twilio, sendgrid),
         env={
@@ -160,7 +159,9 @@ async def make_app(db_url: str, data_dir: Path, twilio: FakeTwilio, sendgrid: Fa
     key = await container.orders.create_api_key("bistro")
     other_key = await container.orders.create_api_key("cafe")
     async with container.db.read() as conn:
-        ids = dict((await conn.execute(sa.select(tables.tenants.c.slug, tables.tenants.c.id))).all())
+        ids = dict(
+            (await conn.execute(sa.select(tables.tenants.c.slug, tables.tenants.c.id))).all()
+        )
     return App(container, clock, twilio, sendgrid, ids["bistro"], ids["cafe"], key, other_key)
 
 
@@ -207,7 +208,11 @@ async def one(db: Any, table: sa.Table, *where: Any) -> Any:
 
 async def count(db: Any, table: sa.Table, *where: Any) -> int:
     async with db.read() as conn:
-        return int((await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))).scalar_one())
+        return int(
+            (
+                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
+            ).scalar_one()
+        )
 
 
 async def counts(db: Any) -> dict[str, int]:

@@ -105,9 +105,7 @@ async def test_429_with_retry_after_is_retried_no_sooner_than_asked(
     assert len(twilio.requests) == 2
 
 
-async def test_503_is_retried_and_succeeds_on_the_next_drain(
-    app: App, twilio: FakeTwilio
-) -> None:
+async def test_503_is_retried_and_succeeds_on_the_next_drain(app: App, twilio: FakeTwilio) -> None:
     mid = await planned_sms(app)
     twilio.fail_next(1, 503)
     start = app.clock()

@@ -13,7 +13,7 @@ from orderbell.domain.model import EventOutcome, OrderStatus
 from orderbell.store import tables
 from tests.engine.harness import GUEST, INTEGRATION, PHONE, START, App, count, one, rows
 
-O, E, M = tables.orders, tables.order_events, tables.messages
+ORD, E, M = tables.orders, tables.order_events, tables.messages
 
 
 async def messages_of(app: App, order_id: int) -> list[Any]:
@@ -38,7 +38,7 @@ async def test_a_new_order_is_stored_with_its_guest_normalised(app: App) -> None
 
     assert result.outcome == EventOutcome.CREATED
     assert result.status == OrderStatus.PLACED
-    order = await one(app.db, O, O.c.id == result.order_id)
+    order = await one(app.db, ORD, ORD.c.id == result.order_id)
     assert order.tenant_id == app.tenant_id
     assert order.source_key == f"api:{app.tenant_id}"
     assert (order.external_id, order.number, order.status) == ("A-1", "1001", "placed")
@@ -70,15 +70,15 @@ async def test_a_new_order_is_stored_with_its_guest_normalised(app: App) -> None
 async def test_the_same_guest_is_found_again_by_phone(app: App) -> None:
     first = await app.order(order_id="A-1", guest={"name": "Maria", "phone": "212-555-0123"})
     second = await app.order(order_id="A-2", guest={"phone": "+1 (212) 555 0123"})
-    a = await one(app.db, O, O.c.id == first.order_id)
-    b = await one(app.db, O, O.c.id == second.order_id)
+    a = await one(app.db, ORD, ORD.c.id == first.order_id)
+    b = await one(app.db, ORD, ORD.c.id == second.order_id)
     assert a.customer_id == b.customer_id
     assert await count(app.db, tables.customers) == 1
 
 
 async def test_an_unusable_phone_number_is_dropped_not_stored(app: App) -> None:
     result = await app.order(status="confirmed", guest={"name": "Ann", "phone": "12"})
-    order = await one(app.db, O, O.c.id == result.order_id)
+    order = await one(app.db, ORD, ORD.c.id == result.order_id)
     assert await count(app.db, tables.contact_points) == 0
     (message,) = await messages_of(app, order.id)
     assert (message.state, message.skip_reason) == ("skipped", "no_contact")
@@ -88,7 +88,10 @@ async def test_an_unusable_phone_number_is_dropped_not_stored(app: App) -> None:
 
 FLOWS = {
     "pickup": (["placed", "confirmed", "in_kitchen", "ready", "completed"], ["confirmed", "ready"]),
-    "dine_in": (["placed", "confirmed", "in_kitchen", "ready", "completed"], ["confirmed", "ready"]),
+    "dine_in": (
+        ["placed", "confirmed", "in_kitchen", "ready", "completed"],
+        ["confirmed", "ready"],
+    ),
     "delivery": (
         ["placed", "confirmed", "in_kitchen", "ready", "out_for_delivery", "completed"],
         ["confirmed", "out_for_delivery", "completed"],
@@ -115,7 +118,7 @@ async def test_each_status_plans_exactly_what_the_default_rules_say(
         app.clock.advance(60)
 
     assert order_id is not None
-    order = await one(app.db, O, O.c.id == order_id)
+    order = await one(app.db, ORD, ORD.c.id == order_id)
     assert order.status == "completed"
     assert order.source_key == INTEGRATION and order.integration_id is not None
     msgs = await messages_of(app, order_id)
@@ -150,7 +153,7 @@ async def test_cancelled_plans_a_message_and_supersedes_the_pending_ones(app: Ap
     # a terminal order never moves again
     late = await app.status(created.order_id, "completed")
     assert late.outcome == EventOutcome.STALE and late.planned == ()
-    assert (await one(app.db, O, O.c.id == created.order_id)).status == "cancelled"
+    assert (await one(app.db, ORD, ORD.c.id == created.order_id)).status == "cancelled"
 
 
 # -- replays, late and repeated events ---------------------------------------------------
@@ -167,7 +170,7 @@ async def test_a_replayed_webhook_is_a_duplicate_and_plans_nothing(app: App) -> 
     assert again.order_id == first.order_id and again.planned == ()
     assert again.status == OrderStatus.CONFIRMED
     assert await messages_of(app, first.order_id) == before
-    assert (await one(app.db, O, O.c.id == first.order_id)).status == "confirmed"
+    assert (await one(app.db, ORD, ORD.c.id == first.order_id)).status == "confirmed"
     events = await events_of(app, first.order_id)
     assert [e.outcome for e in events] == ["created", "duplicate"]
     dup = events[1]
@@ -178,13 +181,13 @@ async def test_a_replayed_webhook_is_a_duplicate_and_plans_nothing(app: App) -> 
 
 async def test_an_older_status_is_stale_and_does_not_move_the_order(app: App) -> None:
     created = await app.order(status="ready", guest=GUEST)
-    ready_at = (await one(app.db, O, O.c.id == created.order_id)).status_at
+    ready_at = (await one(app.db, ORD, ORD.c.id == created.order_id)).status_at
     app.clock.advance(30)
     late = await app.status(created.order_id, "confirmed", occurred_at=app.clock().isoformat())
 
     assert late.outcome == EventOutcome.STALE and late.status == OrderStatus.READY
     assert late.planned == () and late.superseded == ()
-    order = await one(app.db, O, O.c.id == created.order_id)
+    order = await one(app.db, ORD, ORD.c.id == created.order_id)
     assert order.status == "ready" and order.status_at == ready_at
     stale = (await events_of(app, created.order_id))[-1]
     assert (stale.outcome, stale.status) == ("stale", "confirmed")
@@ -292,7 +295,7 @@ async def test_an_idempotency_key_reused_on_post_orders_changes_nothing(app: App
     for result in (retry, changed):
         assert result.outcome == EventOutcome.DUPLICATE
         assert result.order_id == first.order_id and result.planned == ()
-    order = await one(app.db, O, O.c.id == first.order_id)
+    order = await one(app.db, ORD, ORD.c.id == first.order_id)
     assert (order.status, order.number) == ("confirmed", "A-1")
     assert len(await messages_of(app, first.order_id)) == 1
     assert [e.outcome for e in await events_of(app, first.order_id)] == [
@@ -312,4 +315,4 @@ async def test_an_idempotency_key_reused_on_a_status_event_changes_nothing(app: 
     again = await app.status(created.order_id, "completed", key="evt-1")
     assert first.outcome == EventOutcome.APPLIED
     assert again.outcome == EventOutcome.DUPLICATE and again.planned == ()
-    assert (await one(app.db, O, O.c.id == created.order_id)).status == "ready"
+    assert (await one(app.db, ORD, ORD.c.id == created.order_id)).status == "ready"

@@ -13,7 +13,7 @@ from typing import Any
 
 from orderbell.channels import registry as channel_registry
 from orderbell.channels.base import Channel
-from orderbell.channels.http import HttpClient
+from orderbell.http import HttpClient
 from orderbell.crypto import SecretBox
 from orderbell.domain.model import (
     AvailableChannel,
