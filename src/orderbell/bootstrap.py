@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orderbell.http import HttpClient
 from orderbell.config import Settings
 from orderbell.crypto import SecretBox, load_or_create_key
 from orderbell.engine.dispatch import Dispatcher, DispatchSettings
@@ -19,6 +18,7 @@ from orderbell.engine.metrics import Metrics
 from orderbell.engine.service import OrderService
 from orderbell.engine.tenants import ChannelPool, TenantCache
 from orderbell.engine.webhooks import WebhookService
+from orderbell.http import HttpClient
 from orderbell.store.database import Database
 
 log = logging.getLogger("orderbell")

@@ -10,6 +10,7 @@ boundary that meets them, so the engine and the entrypoints only ever see this t
     │   ├── SignatureError     wrong/missing signature, stale timestamp        -> 401
     │   ├── AuthError          missing or bad API key                          -> 401
     │   ├── NotFoundError      unknown integration, order, ...                 -> 404
+    │   ├── ConflictError      an event id / Idempotency-Key reused for another order -> 409
     │   └── PayloadTooLarge    body over the limit                             -> 413
     ├── SendError              a provider call did not succeed
     │   ├── TransientSendError worth retrying (timeout, reset, 429, 5xx); retry_after in s
@@ -85,6 +86,12 @@ class NotFoundError(InputError):
     status = 404
     title = "Not found"
     type_slug = "not-found"
+
+
+class ConflictError(InputError):
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
 
 
 class PayloadTooLarge(InputError):

@@ -59,23 +59,50 @@ def test_listings_mask_secrets_and_send_test_reaches_the_provider(tmp_path: Path
         sources = cli(env, "sources").stdout
         assert "generic" in sources and "/v1/webhooks/generic/" in sources
 
-        sent = cli(env, "send-test", "--channel", "sms", "--to", "+12125550123",
-                   "--text", "Hello from the kitchen", "--tenant", "bistro")
+        sent = cli(
+            env,
+            "send-test",
+            "--channel",
+            "sms",
+            "--to",
+            "+12125550123",
+            "--text",
+            "Hello from the kitchen",
+            "--tenant",
+            "bistro",
+        )
         assert "sent: provider id SM" in sent.stdout
         request = twilio.last
         assert request.fields["To"] == "+12125550123"
         assert request.fields["Body"] == "Hello from the kitchen"
 
-        missing = cli(env, "send-test", "--channel", "fax", "--to", "x", "--tenant", "bistro",
-                      check=False)
+        missing = cli(
+            env, "send-test", "--channel", "fax", "--to", "x", "--tenant", "bistro", check=False
+        )
         assert missing.returncode == 1 and "no channel 'fax'" in missing.stderr
         assert "Traceback" not in missing.stderr
 
-        twilio.fail_next(1, 400, body={"code": 21211, "status": 400,
-                                        "message": "The 'To' number is not a valid phone number.",
-                                        "more_info": "https://www.twilio.com/docs/errors/21211"})
-        refused = cli(env, "send-test", "--channel", "sms", "--to", "+12125550123",
-                      "--tenant", "bistro", check=False)
+        twilio.fail_next(
+            1,
+            400,
+            body={
+                "code": 21211,
+                "status": 400,
+                "message": "The 'To' number is not a valid phone number.",
+                "more_info": "https://www.twilio.com/docs/errors/21211",
+            },
+        )
+        refused = cli(
+            env,
+            "send-test",
+            "--channel",
+            "sms",
+            "--to",
+            "+12125550123",
+            "--tenant",
+            "bistro",
+            check=False,
+        )
         assert refused.returncode == 1 and "21211" in refused.stderr
         assert "Traceback" not in refused.stderr
 
@@ -83,8 +110,20 @@ def test_listings_mask_secrets_and_send_test_reaches_the_provider(tmp_path: Path
 def test_every_command_has_help(tmp_path: Path) -> None:
     env = env_for(tmp_path / "data")
     top = cli(env, "--help").stdout
-    for command in ("serve", "api", "worker", "db", "init", "apply", "keys", "outbox",
-                    "orders", "sources", "channels", "send-test"):
+    for command in (
+        "serve",
+        "api",
+        "worker",
+        "db",
+        "init",
+        "apply",
+        "keys",
+        "outbox",
+        "orders",
+        "sources",
+        "channels",
+        "send-test",
+    ):
         assert command in top
         cli(env, *command.split(), "--help")
     assert "orderbell" in cli(env, "--version").stdout

@@ -31,7 +31,10 @@ def test_fresh_serve_shows_ready_text_in_outbox_within_a_second(tmp_path: Path) 
         assert code == 201, created
         moved_at = time.monotonic()
         code, moved = http(
-            "POST", f"{server.base}/v1/orders/{created['order_id']}/events", {"status": "ready"}, auth
+            "POST",
+            f"{server.base}/v1/orders/{created['order_id']}/events",
+            {"status": "ready"},
+            auth,
         )
         assert code == 200 and moved["outcome"] == "applied", moved
 

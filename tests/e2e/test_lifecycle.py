@@ -56,19 +56,34 @@ def test_every_status_notifies_once_and_replays_send_nothing(
         # Statuses come minutes apart in a kitchen: wait for each message before the next
         # status (a newer status would otherwise rightly supersede an unsent older one).
         for i, status in enumerate(DELIVERY_FLOW):
-            data = {"order_id": "D-1", "number": "1042", "status": status, "fulfillment": "delivery",
-                    "guest": delivery_guest, "tracking_url": "https://couriers.example/t/abc"}
+            data = {
+                "order_id": "D-1",
+                "number": "1042",
+                "status": status,
+                "fulfillment": "delivery",
+                "guest": delivery_guest,
+                "tracking_url": "https://couriers.example/t/abc",
+            }
             code, body = webhook(server, data, f"evt-d-{i}")
             assert code == 200, body
             sent_webhooks.append((data, f"evt-d-{i}"))
-            twilio.wait_for_sync(DELIVERY_NOTIFY.index(status) + 1 if status in DELIVERY_NOTIFY else 0)
+            twilio.wait_for_sync(
+                DELIVERY_NOTIFY.index(status) + 1 if status in DELIVERY_NOTIFY else 0
+            )
         for i, status in enumerate(PICKUP_FLOW):
-            data = {"order_id": "P-7", "number": "2077", "status": status, "fulfillment": "pickup",
-                    "guest": pickup_guest}
+            data = {
+                "order_id": "P-7",
+                "number": "2077",
+                "status": status,
+                "fulfillment": "pickup",
+                "guest": pickup_guest,
+            }
             code, body = webhook(server, data, f"evt-p-{i}")
             assert code == 200, body
             sent_webhooks.append((data, f"evt-p-{i}"))
-            sendgrid.wait_for_sync(PICKUP_NOTIFY.index(status) + 1 if status in PICKUP_NOTIFY else 0)
+            sendgrid.wait_for_sync(
+                PICKUP_NOTIFY.index(status) + 1 if status in PICKUP_NOTIFY else 0
+            )
 
         # Delivery: confirmed, out_for_delivery, completed. Pickup: confirmed, ready, cancelled.
         sms = settle(twilio, 3)

@@ -26,7 +26,9 @@ def phone(i: int) -> str:
     return f"+1212{200 + i // 10000:03d}{i % 10000:04d}"
 
 
-async def _seed(data_dir: Path, database_url: str | None, config: Path, env: dict[str, str], n: int) -> None:
+async def _seed(
+    data_dir: Path, database_url: str | None, config: Path, env: dict[str, str], n: int
+) -> None:
     settings = Settings(data_dir=data_dir, database_url=database_url)
     container = build(settings)
     try:
@@ -42,9 +44,13 @@ async def _seed(data_dir: Path, database_url: str | None, config: Path, env: dic
         for start in range(0, n, 1000):
             updates = [
                 OrderUpdate(
-                    external_id=f"o-{i}", event_id=f"e-{i}", occurred_at=now,
-                    status=OrderStatus.CONFIRMED, number=str(10000 + i),
-                    fulfillment=Fulfillment.PICKUP, guest=GuestInfo(name="Guest", phone=phone(i)),
+                    external_id=f"o-{i}",
+                    event_id=f"e-{i}",
+                    occurred_at=now,
+                    status=OrderStatus.CONFIRMED,
+                    number=str(10000 + i),
+                    fulfillment=Fulfillment.PICKUP,
+                    guest=GuestInfo(name="Guest", phone=phone(i)),
                 )
                 for i in range(start, min(n, start + 1000))
             ]
@@ -75,7 +81,9 @@ async def _claimers(data_dir: Path, database_url: str | None) -> set[str]:
         await db.dispose()
 
 
-def wait_all_final(data_dir: Path, database_url: str | None, n: int, timeout: float) -> dict[str, int]:
+def wait_all_final(
+    data_dir: Path, database_url: str | None, n: int, timeout: float
+) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     states: dict[str, int] = {}
     while time.monotonic() < deadline:
@@ -86,7 +94,9 @@ def wait_all_final(data_dir: Path, database_url: str | None, n: int, timeout: fl
     raise AssertionError(f"not finished after {timeout}s: {states}")
 
 
-def prepare(tmp_path: Path, database_url: str | None, twilio: FakeTwilio, n: int) -> tuple[Path, dict[str, str]]:
+def prepare(
+    tmp_path: Path, database_url: str | None, twilio: FakeTwilio, n: int
+) -> tuple[Path, dict[str, str]]:
     data = tmp_path / "data"
     extra = config_env(twilio, None)
     env = env_for(data, database_url, **extra)
@@ -99,8 +109,11 @@ def test_worker_killed_mid_batch_loses_nothing(tmp_path: Path, database_url: str
     n, in_flight = 1000, 100
     with FakeTwilio(latency=0.25) as twilio:
         data, env = prepare(tmp_path, database_url, twilio, n)
-        env.update(ORDERBELL_LEASE_SECONDS="3", ORDERBELL_BATCH_SIZE="50",
-                   ORDERBELL_CONCURRENCY=str(in_flight))
+        env.update(
+            ORDERBELL_LEASE_SECONDS="3",
+            ORDERBELL_BATCH_SIZE="50",
+            ORDERBELL_CONCURRENCY=str(in_flight),
+        )
         first = Process(env, "worker", log=tmp_path / "w1.log")
         try:
             twilio.wait_for_sync(250, timeout=30)
@@ -117,7 +130,9 @@ def test_worker_killed_mid_batch_loses_nothing(tmp_path: Path, database_url: str
         received = Counter(r.fields["To"] for r in twilio.requests if r.status == 201)
         assert set(received) == {phone(i) for i in range(n)}, "a message was lost"
         duplicates = sum(c - 1 for c in received.values())
-        assert duplicates <= in_flight, f"{duplicates} sent twice; at most {in_flight} were in flight"
+        assert duplicates <= in_flight, (
+            f"{duplicates} sent twice; at most {in_flight} were in flight"
+        )
 
 
 def test_two_workers_on_postgres_never_send_twice(tmp_path: Path, postgres_url: str) -> None:

@@ -226,11 +226,6 @@ async def test_a_good_webhook_after_bad_ones_is_accepted(
     assert (await counts(app.db))["orders"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an Idempotency-Key reused for another order is a unique-constraint "
-    "error answered as 503 'storage unavailable, retry later', not a 4xx",
-)
 async def test_an_idempotency_key_reused_for_another_order_is_a_client_error(
     client: httpx.AsyncClient, app: App
 ) -> None:
@@ -240,4 +235,6 @@ async def test_an_idempotency_key_reused_for_another_order_is_a_client_error(
     before = await counts(app.db)
     other = await client.post("/v1/orders", json={**GOOD, "order_id": "B-2"}, headers=headers)
     assert await counts(app.db) == before
-    assert 400 <= other.status_code < 500, other.text
+    assert other.status_code == 409, other.text
+    assert other.headers["content-type"] == "application/problem+json"
+    assert "already used" in other.json()["detail"]

@@ -2,23 +2,23 @@
 sources that call their platform's API share the same client)."""
 
 from orderbell.http import (
-    HttpResponse,
     HttpClient,
+    HttpResponse,
     basic_auth_header,
-    parse_retry_after,
-    retry_after_from_reset,
-    is_transient_status,
     error_for_status,
+    is_transient_status,
+    parse_retry_after,
     redact_contacts,
+    retry_after_from_reset,
 )
 
 __all__ = [
-    "HttpResponse",
     "HttpClient",
+    "HttpResponse",
     "basic_auth_header",
-    "parse_retry_after",
-    "retry_after_from_reset",
-    "is_transient_status",
     "error_for_status",
+    "is_transient_status",
+    "parse_retry_after",
     "redact_contacts",
+    "retry_after_from_reset",
 ]

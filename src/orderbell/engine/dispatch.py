@@ -119,7 +119,7 @@ class Dispatcher:
                 if claimed:
                     self._spawn(claimed)
                     continue
-                await waker.wait(await self._idle_timeout())
+                await _wait_or_stop(waker, stop, await self._idle_timeout())
         finally:
             rescuer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -255,7 +255,6 @@ class Dispatcher:
                 MessageState.FAILED,
                 f"not sent: channel {c.channel!r} is not configured (any more)",
                 now,
-                skip=SkipReason.NO_CHANNEL,
             )
         family = ChannelFamily(c.family) if c.family else row.family
         guest = guests.get(c.customer_id) if c.customer_id is not None else None
@@ -438,6 +437,18 @@ def _final(
         skip_reason=skip.value if skip else None,
         log=((state.value, reason),),
     )
+
+
+async def _wait_or_stop(waker: Any, stop: asyncio.Event, seconds: float) -> None:
+    """Sleep until woken, stopped, or ``seconds`` pass, whichever comes first."""
+    woken = asyncio.create_task(waker.wait(seconds))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({woken, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (woken, stopped):
+            t.cancel()
+        await asyncio.gather(woken, stopped, return_exceptions=True)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

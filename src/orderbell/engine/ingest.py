@@ -35,6 +35,7 @@ from orderbell.domain.model import (
     Trigger,
 )
 from orderbell.engine.tenants import LocationConfig, TenantCache, TenantConfig
+from orderbell.errors import ConflictError
 from orderbell.store import orders as store
 from orderbell.store import queue
 from orderbell.store.database import Database
@@ -152,6 +153,7 @@ class Ingestor:
                         "payload": None,
                     },
                 )
+                assert ev is not None  # no dedupe key on a duplicate's row
                 return EventResult(
                     row["id"], ev, EventOutcome.DUPLICATE, OrderStatus(row["status"]), note
                 )
@@ -182,7 +184,12 @@ class Ingestor:
                 tracking_token=secrets.token_urlsafe(24),
                 created_at=now,
             )
-            order_id = await store.insert_order(conn, values)
+            inserted = await store.insert_order(conn, values)
+            if inserted is None:
+                # Another transaction created this order meanwhile (PostgreSQL): go again,
+                # now as an update of the order it made (lock_order waits for its commit).
+                return await self._one(conn, cfg, origin, u, payload, now, work)
+            order_id = inserted
             note = f"order created as {change.status.value}"
             order = {**values, "id": order_id}
         else:
@@ -224,6 +231,12 @@ class Ingestor:
                 "note": (u.note and f"{note} ({u.note})") or note,
             },
         )
+        if ev is None:
+            # The event id is known, but for another order: refusing rolls back everything.
+            raise ConflictError(
+                f"event id {u.event_id!r} was already used for a different order; "
+                "use a new Idempotency-Key / event id for each order"
+            )
         result = EventResult(order_id, ev, change.outcome, change.status, note)
         if not change.notify:
             return result

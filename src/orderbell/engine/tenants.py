@@ -13,7 +13,6 @@ from typing import Any
 
 from orderbell.channels import registry as channel_registry
 from orderbell.channels.base import Channel
-from orderbell.http import HttpClient
 from orderbell.crypto import SecretBox
 from orderbell.domain.model import (
     AvailableChannel,
@@ -27,6 +26,7 @@ from orderbell.domain.model import (
 from orderbell.domain.policy import DEFAULT_RULES
 from orderbell.domain.templates import TemplateSet
 from orderbell.errors import ConfigError
+from orderbell.http import HttpClient
 from orderbell.store import setup as store_setup
 from orderbell.store.database import Database
 from orderbell.store.setup import TenantSnapshot

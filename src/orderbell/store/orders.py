@@ -127,9 +127,16 @@ async def find_order_by_token(conn: AsyncConnection, token: str) -> Mapping[str,
     return row._mapping if row else None
 
 
-async def insert_order(conn: AsyncConnection, values: Mapping[str, Any]) -> int:
-    result = await conn.execute(orders.insert().values(**values).returning(orders.c.id))
-    return int(result.scalar_one())
+async def insert_order(conn: AsyncConnection, values: Mapping[str, Any]) -> int | None:
+    """Insert a new order; None when a concurrent transaction created it first."""
+    stmt = (
+        _insert(conn, orders)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source_key", "external_id"])
+        .returning(orders.c.id)
+    )
+    found = (await conn.execute(stmt)).scalar_one_or_none()
+    return int(found) if found is not None else None
 
 
 async def update_order(conn: AsyncConnection, order_id: int, values: Mapping[str, Any]) -> None:
@@ -146,9 +153,13 @@ async def event_seen(conn: AsyncConnection, dedupe_key: str) -> int | None:
     return int(row.id) if row else None
 
 
-async def insert_event(conn: AsyncConnection, values: Mapping[str, Any]) -> int:
-    result = await conn.execute(order_events.insert().values(**values).returning(order_events.c.id))
-    return int(result.scalar_one())
+async def insert_event(conn: AsyncConnection, values: Mapping[str, Any]) -> int | None:
+    """Append an event; None when its dedupe key is already taken."""
+    stmt = _insert(conn, order_events).values(**values).returning(order_events.c.id)
+    if values.get("dedupe_key") is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    found = (await conn.execute(stmt)).scalar_one_or_none()
+    return int(found) if found is not None else None
 
 
 # --- guests ---------------------------------------------------------------------------

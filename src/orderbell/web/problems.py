@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orderbell.errors import ConfigError, InputError, OrderBellError, PayloadTooLarge, StoreError
+from orderbell.errors import (
+    AuthError,
+    ConfigError,
+    InputError,
+    OrderBellError,
+    PayloadTooLarge,
+    StoreError,
+)
 
 log = logging.getLogger("orderbell.web")
 
@@ -30,7 +37,7 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if slug == AuthError.type_slug else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
