@@ -4,6 +4,7 @@ sources. Entrypoints call ``build(settings)``; tests pass their own clock or reg
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 from orderbell.config import Settings
 from orderbell.crypto import SecretBox, load_or_create_key
 from orderbell.engine.dispatch import Dispatcher, DispatchSettings
+from orderbell.engine.inbox import InboxProcessor
 from orderbell.engine.ingest import Ingestor, utcnow
 from orderbell.engine.metrics import Metrics
 from orderbell.engine.service import OrderService
@@ -37,6 +39,11 @@ class Container:
     webhooks: WebhookService
     orders: OrderService
     clock: Callable[[], datetime] = field(default=utcnow)
+
+    async def run_background(self, stop: asyncio.Event, **dispatcher_args: Any) -> None:
+        """What a worker process runs: the dispatcher and the inbox retries, until ``stop``."""
+        inbox = InboxProcessor(self.db, self.webhooks, clock=self.clock)
+        await asyncio.gather(self.dispatcher(**dispatcher_args).run(stop), inbox.run(stop))
 
     def dispatcher(self, **kwargs: Any) -> Dispatcher:
         s = self.settings
@@ -83,7 +90,7 @@ def build(
     channels = ChannelPool(http, box, defaults=defaults)
     ingestor = Ingestor(db, tenants, clock=clock)
     webhooks = WebhookService(
-        db, ingestor, box, metrics=metrics, clock=clock, sources=sources, ttl=cache_ttl
+        db, ingestor, box, metrics=metrics, clock=clock, sources=sources, ttl=cache_ttl, http=http
     )
     orders = OrderService(
         db, ingestor, metrics=metrics, clock=clock, public_url=settings.public_url

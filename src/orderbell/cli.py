@@ -178,10 +178,9 @@ async def _worker(s: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    dispatcher = container.dispatcher()
-    err.print(f"worker {dispatcher.worker_id} started ({container.db.dialect}); Ctrl-C stops it")
+    err.print(f"worker started ({container.db.dialect}); Ctrl-C stops it")
     try:
-        await dispatcher.run(stop)
+        await container.run_background(stop)
     finally:
         await container.aclose()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import orderbell.store
 from orderbell.store.database import Database
 from orderbell.store.migrate import head_revision
 from orderbell.store.tables import metadata
@@ -21,10 +24,18 @@ async def test_schema_matches_tables(db: Database) -> None:
 
 
 async def test_revision_is_head_and_upgrade_is_idempotent(db: Database) -> None:
-    assert head_revision() == "0001"
-    assert await db.current_revision() == "0001"
+    assert (
+        head_revision()
+        == sorted(
+            p.name[:4]
+            for p in (Path(orderbell.store.__file__).parent / "migrations" / "versions").glob(
+                "0*.py"
+            )
+        )[-1]
+    )
+    assert await db.current_revision() == head_revision()
     await db.upgrade()
-    assert await db.current_revision() == "0001"
+    assert await db.current_revision() == head_revision()
 
 
 async def test_partial_indexes_have_their_predicates(db: Database) -> None:
@@ -49,5 +60,5 @@ async def test_fresh_database_upgrades(tmp_path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/fresh.db")
     assert await db.current_revision() is None
     await db.upgrade()
-    assert await db.current_revision() == "0001"
+    assert await db.current_revision() == head_revision()
     await db.dispose()

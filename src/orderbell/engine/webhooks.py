@@ -6,24 +6,39 @@ fails it changes nothing.
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from orderbell.crypto import SecretBox
+from orderbell.domain.model import OrderUpdate
 from orderbell.engine.ingest import EventResult, Ingestor, Origin, utcnow
 from orderbell.engine.metrics import Metrics
-from orderbell.errors import ConfigError, InputError, NotFoundError
-from orderbell.sources.base import Source
+from orderbell.errors import ConfigError, InputError, NotFoundError, SendError, TransientSendError
+from orderbell.http import HttpClient
+from orderbell.sources.base import HandshakeReply, Source
 from orderbell.sources.registry import SOURCES
+from orderbell.store import inbox
 from orderbell.store import orders as store
 from orderbell.store.database import Database
 from orderbell.store.orders import IntegrationRow
+
+log = logging.getLogger("orderbell.webhooks")
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of one webhook request."""
+
+    results: list[EventResult] = field(default_factory=list)
+    deferred: int | None = None  # inbox id when the order fetch must be retried later
+    reply: HandshakeReply | None = None  # a platform handshake, answered as is
 
 
 @dataclass(frozen=True)
@@ -44,8 +59,10 @@ class WebhookService:
         clock: Callable[[], datetime] = utcnow,
         sources: Mapping[str, Any] | None = None,
         ttl: float = 5.0,
+        http: HttpClient | None = None,
     ) -> None:
         self._db = db
+        self._http = http
         self._ingestor = ingestor
         self._box = box
         self._metrics = metrics
@@ -57,8 +74,31 @@ class WebhookService:
     async def handle(
         self, source_name: str, integration_key: str, body: bytes, headers: Mapping[str, str]
     ) -> list[EventResult]:
+        """Verify, parse, fetch when the platform's webhook is thin, and ingest."""
+        return (await self.receive(source_name, integration_key, body, headers)).results
+
+    async def receive(
+        self,
+        source_name: str,
+        integration_key: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        method: str = "POST",
+        query: Mapping[str, str] | None = None,
+    ) -> Received:
         try:
             cached = await self._integration(source_name, integration_key)
+            handshake = getattr(cached.source, "handshake", None)
+            if handshake is not None:
+                reply = handshake(method, body, headers, query or {})
+                if reply is not None:
+                    log.info(
+                        "answered a %s handshake for integration %s", source_name, integration_key
+                    )
+                    return Received(reply=reply)
+            if method != "POST":
+                raise NotFoundError(f"{source_name} webhooks are POST requests")
             cached.source.verify(body, headers, self._clock())
             updates = cached.source.parse(body, headers)
         except InputError as exc:
@@ -66,19 +106,68 @@ class WebhookService:
                 self._metrics.reject(type(exc).__name__)
             raise
         if not updates:
-            return []
-        origin = Origin(
-            tenant_id=cached.row.tenant_id,
-            source_key=cached.row.key,
-            kind="webhook",
-            integration_id=cached.row.id,
-            location_id=cached.row.location_id,
-        )
-        results = await self._ingestor.ingest(origin, updates, body)
+            return Received()
+        if getattr(cached.source, "needs_fetch", False):
+            try:
+                updates = await self._fetch_all(cached.source, updates)
+            except SendError as exc:
+                return Received(deferred=await self._defer(cached.row, body, headers, exc))
+        results = await self._ingestor.ingest(self.origin(cached.row), updates, body)
         if self._metrics:
             for r in results:
                 self._metrics.event(source_name, r.outcome.value)
-        return results
+        return Received(results=results)
+
+    @staticmethod
+    def origin(row: IntegrationRow) -> Origin:
+        return Origin(
+            tenant_id=row.tenant_id,
+            source_key=row.key,
+            kind="webhook",
+            integration_id=row.id,
+            location_id=row.location_id,
+        )
+
+    async def _fetch_all(self, source: Any, updates: list[OrderUpdate]) -> list[OrderUpdate]:
+        return list(await asyncio.gather(*(source.fetch(u, self._http) for u in updates)))
+
+    async def _defer(
+        self, row: IntegrationRow, body: bytes, headers: Mapping[str, str], exc: SendError
+    ) -> int:
+        """Keep a verified webhook whose fetch failed; the inbox retries it (never dropped)."""
+        now = self._clock()
+        permanent = not isinstance(exc, TransientSendError)
+        async with self._db.transaction() as conn:
+            item = await inbox.add(
+                conn,
+                integration_key=row.key,
+                source=row.source,
+                body=body,
+                headers=inbox.clean_headers(headers),
+                now=now,
+                next_try_at=now + timedelta(seconds=exc.retry_after or 5)
+                if isinstance(exc, TransientSendError)
+                else now,
+                error=exc.detail,
+            )
+            if permanent:
+                await inbox.fail(conn, item, now=now, error=exc.detail)
+        log.warning(
+            "%s order fetch for integration %s %s: %s (inbox #%d)",
+            row.source,
+            row.key,
+            "failed" if permanent else "deferred",
+            exc.detail,
+            item,
+        )
+        return item
+
+    async def retry_inbox(self, item: inbox.InboxItem) -> list[EventResult]:
+        """Parse again, fetch, ingest. Raises SendError when the fetch fails again."""
+        cached = await self._integration(item.source, item.integration_key)
+        updates = cached.source.parse(item.body, item.headers)
+        updates = await self._fetch_all(cached.source, updates)
+        return await self._ingestor.ingest(self.origin(cached.row), updates, item.body)
 
     async def _integration(self, source_name: str, key: str) -> _Cached:
         hit = self._cache.get(key)
@@ -111,7 +200,3 @@ class WebhookService:
             ) from None
         source: Source = cls(config)
         return source
-
-
-def settings_json(row: IntegrationRow) -> str:
-    return json.dumps(dict(row.settings or {}), sort_keys=True)

@@ -358,3 +358,27 @@ audit_log = Table(
     Column("detail", Text),
     Column("at", UtcDateTime(), nullable=False),
 )
+
+#: Webhooks verified and accepted whose order could not be fetched from the platform yet
+#: (Square, Clover, Toast send ids only). Kept until the fetch succeeds, so none is lost.
+inbox = Table(
+    "inbox",
+    metadata,
+    _pk(),
+    Column("integration_key", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("state", String(16), nullable=False),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_try_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index(
+        "ix_inbox_due",
+        "next_try_at",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
+)

@@ -25,7 +25,7 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
         stop = asyncio.Event()
         worker = None
         if run_worker:
-            worker = asyncio.create_task(container.dispatcher().run(stop), name="orderbell-worker")
+            worker = asyncio.create_task(container.run_background(stop), name="orderbell-worker")
         try:
             yield
         finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from orderbell.web.deps import ContainerDep
 
@@ -24,7 +25,40 @@ router = APIRouter(tags=["webhooks"])
 )
 async def receive_webhook(
     source: str, integration_id: str, request: Request, c: ContainerDep
-) -> dict[str, Any]:
+) -> Any:
     body = await request.body()
-    results = await c.webhooks.handle(source, integration_id, body, dict(request.headers))
-    return {"received": len(results), "results": [r.as_dict() for r in results]}
+    got = await c.webhooks.receive(
+        source, integration_id, body, dict(request.headers), query=dict(request.query_params)
+    )
+    if got.reply is not None:
+        return Response(got.reply.body, got.reply.status, media_type=got.reply.content_type)
+    if got.deferred is not None:
+        return JSONResponse(
+            {
+                "received": 0,
+                "deferred": got.deferred,
+                "detail": "accepted; the order details will be fetched from the platform shortly",
+            },
+            status_code=202,
+        )
+    return {"received": len(got.results), "results": [r.as_dict() for r in got.results]}
+
+
+@router.get(
+    "/v1/webhooks/{source}/{integration_id}",
+    summary="Answer a platform's verification request (platforms that use one)",
+    include_in_schema=True,
+)
+async def webhook_handshake(
+    source: str, integration_id: str, request: Request, c: ContainerDep
+) -> Any:
+    got = await c.webhooks.receive(
+        source,
+        integration_id,
+        b"",
+        dict(request.headers),
+        method="GET",
+        query=dict(request.query_params),
+    )
+    assert got.reply is not None  # receive raises NotFoundError for a GET without a handshake
+    return Response(got.reply.body, got.reply.status, media_type=got.reply.content_type)

@@ -1,0 +1,92 @@
+"""Small helpers the chat, messaging and CRM adapters share (no provider knowledge here).
+
+* ``http_url`` validates a ``base_url``-style setting;
+* ``rebase`` points a webhook URL (Slack, Teams, Google Chat, Discord: the URL is the
+  secret) at another origin, so ``base_url`` can send it to a local fake;
+* ``require_text`` refuses an empty or over-long body before any request is made;
+* ``json_object`` reads a JSON object body, or an empty dict;
+* ``outside_window`` reads the engine's verdict on a messaging app's 24-hour window.
+
+Metadata keys the adapters read are named here, so grep finds every one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from yarl import URL
+
+from orderbell.channels.http import HttpResponse
+from orderbell.errors import PermanentSendError
+
+#: "open" or "closed": whether the guest wrote to us within the app's 24-hour window
+#: (WhatsApp customer service window, Messenger standard messaging window). The engine
+#: decides; the adapter only picks the wire form (template / message tag) from it.
+WINDOW_KEY = "conversation_window"
+#: the order status the message is about (e.g. "out_for_delivery"), for CRM syncs
+STATUS_KEY = "order_status"
+#: the trigger that planned the message (a status, "delayed", "feedback", ...)
+TRIGGER_KEY = "trigger"
+
+
+def http_url(value: str) -> str:
+    """A ``base_url`` setting: http(s), without a trailing slash."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+def rebase(url: str, base_url: str | None) -> str:
+    """``url`` with its scheme, host and port taken from ``base_url`` (path and query
+    kept), or ``url`` unchanged when ``base_url`` is None."""
+    if not base_url:
+        return url
+    base = URL(base_url)
+    target = URL(url, encoded=True)
+    rebased = target.with_scheme(base.scheme).with_host(base.host or "")
+    return str(rebased.with_port(base.explicit_port))
+
+
+def require_text(text: str, limit: int | None, what: str) -> str:
+    """``text`` unless it is blank or longer than ``limit`` characters."""
+    if not text or not text.strip():
+        raise PermanentSendError(f"{what} is empty")
+    if limit is not None and len(text) > limit:
+        raise PermanentSendError(
+            f"{what} is {len(text)} characters; the provider accepts at most {limit}"
+        )
+    return text
+
+
+def json_object(resp: HttpResponse) -> dict[str, Any]:
+    """The response body as a JSON object, or ``{}`` when it is not one."""
+    payload = resp.json_or_none()
+    return payload if isinstance(payload, dict) else {}
+
+
+def outside_window(metadata: Mapping[str, str]) -> bool:
+    """Whether the engine said the 24-hour conversation window is closed."""
+    return metadata.get(WINDOW_KEY, "").strip().lower() == "closed"
+
+
+def as_str(value: Any) -> str | None:
+    """``value`` as a string id (providers send ids as strings or numbers), or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int):
+        return str(value) or None
+    return None
+
+
+__all__ = [
+    "STATUS_KEY",
+    "TRIGGER_KEY",
+    "WINDOW_KEY",
+    "as_str",
+    "http_url",
+    "json_object",
+    "outside_window",
+    "rebase",
+    "require_text",
+]
