@@ -19,6 +19,7 @@ from orderbell.engine.ingest import Ingestor, utcnow
 from orderbell.engine.metrics import Metrics
 from orderbell.engine.service import OrderService
 from orderbell.engine.tenants import ChannelPool, TenantCache
+from orderbell.engine.throttle import Throttle
 from orderbell.engine.webhooks import WebhookService
 from orderbell.http import HttpClient
 from orderbell.store.database import Database
@@ -39,6 +40,7 @@ class Container:
     webhooks: WebhookService
     orders: OrderService
     clock: Callable[[], datetime] = field(default=utcnow)
+    throttle: Throttle = field(default_factory=Throttle)
 
     async def run_background(self, stop: asyncio.Event, **dispatcher_args: Any) -> None:
         """What a worker process runs: the dispatcher and the inbox retries, until ``stop``."""
@@ -60,10 +62,11 @@ class Container:
             ),
             clock=self.clock,
             metrics=self.metrics,
-            **kwargs,
+            **{"throttle": self.throttle, **kwargs},
         )
 
     async def aclose(self) -> None:
+        await self.throttle.aclose()
         await self.http.aclose()
         await self.db.dispose()
 
@@ -107,4 +110,5 @@ def build(
         webhooks=webhooks,
         orders=orders,
         clock=clock,
+        throttle=Throttle(redis_url=settings.redis_url, clock=lambda: clock().timestamp()),
     )

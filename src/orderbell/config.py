@@ -34,6 +34,8 @@ class Settings:
     lease_seconds: int = 60
     poll_seconds: float = 1.0
     max_body_bytes: int = 1024 * 1024
+    #: Redis URL: rate limits shared by every worker process (in-process without it)
+    redis_url: str | None = None
     log_level: str = "info"
     log_json: bool = False
 
@@ -66,6 +68,8 @@ class Settings:
             kwargs["secret_key"] = v
         if v := env.get("ORDERBELL_PUBLIC_URL"):
             kwargs["public_url"] = v.rstrip("/")
+        if v := env.get("ORDERBELL_REDIS_URL"):
+            kwargs["redis_url"] = v
         if v := env.get("ORDERBELL_HOST"):
             kwargs["host"] = v
         for name, key, conv in (

@@ -17,12 +17,12 @@ import random
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from orderbell.channels.base import Channel, OutboundMessage, SendResult
-from orderbell.domain import consent, orders, sms
+from orderbell.domain import consent, orders, policy, routing, sms
 from orderbell.domain.model import (
     FAMILY_CONTACT,
     ChannelFamily,
@@ -34,10 +34,12 @@ from orderbell.domain.model import (
     Trigger,
 )
 from orderbell.domain.retry import RetryPolicy
-from orderbell.domain.templates import TemplateRenderError, build_context
+from orderbell.domain.routing import Route
+from orderbell.domain.templates import Rendered, TemplateRenderError, build_context
 from orderbell.engine.ingest import order_view, utcnow
 from orderbell.engine.metrics import Metrics
-from orderbell.engine.tenants import ChannelPool, TenantCache
+from orderbell.engine.tenants import ChannelPool, TenantCache, TenantConfig
+from orderbell.engine.throttle import Throttle
 from orderbell.errors import OrderBellError, PermanentSendError, SendError, TransientSendError
 from orderbell.store import orders as store
 from orderbell.store import queue
@@ -60,13 +62,14 @@ class DispatchSettings:
 
 @dataclass
 class _Prepared:
+    """A claimed message that passed the checks, with every way to send it, in order."""
+
     claim: ClaimedMessage
-    channel_name: str
-    provider: str
-    adapter: Channel
-    message: OutboundMessage
-    segments: int | None
-    encoding: str | None
+    cfg: TenantConfig
+    routes: list[Route]
+    context: dict[str, Any]
+    metadata: dict[str, str]
+    rendered: dict[ChannelFamily, Rendered] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -82,6 +85,7 @@ class Dispatcher:
         rand: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self._db = db
         self._tenants = tenants
@@ -91,6 +95,7 @@ class Dispatcher:
         self._clock = clock
         self._rand = rand
         self._metrics = metrics
+        self._throttle = throttle or Throttle()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self._inflight = 0
         self._slot_freed = asyncio.Event()
@@ -205,11 +210,7 @@ class Dispatcher:
             else:
                 ready.append(prepared)
         if ready:
-            results = await asyncio.gather(*(self._send(p) for p in ready))
-            done = self._clock()
-            outcomes.extend(
-                self._after_send(p, r, done) for p, r in zip(ready, results, strict=True)
-            )
+            outcomes.extend(await asyncio.gather(*(self._deliver(p) for p in ready)))
         async with self._db.transaction() as conn:
             report = await queue.finish(conn, outcomes, now=self._clock())
         if report.lost:
@@ -290,135 +291,259 @@ class Dispatcher:
         loc = cfg.location(order["location_id"])
         token = order["tracking_token"]
         link = f"{self.settings.public_url}/t/{token}"
-        ctx = build_context(order_view(order), guest, loc.location, now=now, tracking_link=link)
-        rendered = cfg.templates.render_for_family(c.template, family, c.locale, ctx)
-        segments = encoding = None
-        if family == ChannelFamily.SMS:
-            info = sms.segment_info(rendered.text)
-            segments, encoding = info.segments, info.encoding
-        adapter = self._channels.get(cfg.id, row)
-        msg = OutboundMessage(
-            message_id=c.id,
-            idempotency_key=c.idempotency_key,
-            to=c.recipient or "",
-            text=rendered.text,
-            subject=rendered.subject,
-            html=rendered.html,
-            locale=c.locale,
-            metadata={
-                "message_id": str(c.id),
-                "order_id": str(c.order_id),
-                "order_number": str(order["number"]),
-                "channel": row.name,
-            },
-            status_callback_url=f"{self.settings.public_url}/v1/callbacks/{row.provider}/{row.name}",
-        )
-        return _Prepared(c, row.name, row.provider, adapter, msg, segments, encoding)
-
-    async def _send(self, p: _Prepared) -> tuple[SendResult | SendError, float]:
-        started = time.perf_counter()
-        try:
-            result: SendResult | SendError = await p.adapter.send(p.message)
-        except SendError as exc:
-            result = exc
-        except Exception as exc:  # an adapter bug: record it, do not loop on it
-            log.exception("provider adapter %s raised unexpectedly", p.provider)
-            result = PermanentSendError(f"internal error in the {p.provider} adapter: {exc!r}")
-        latency = time.perf_counter() - started
-        if self._metrics:
-            self._metrics.provider_call(p.provider, latency, result)
-        return result, latency
-
-    def _after_send(
-        self, p: _Prepared, sent: tuple[SendResult | SendError, float], now: datetime
-    ) -> Outcome:
-        result, latency = sent
-        c = p.claim
-        number = c.attempts + 1
-        common: dict[str, Any] = {
-            "message_id": c.id,
-            "claim_token": c.claim_token,
-            "channel": p.channel_name,
-            "provider": p.provider,
-            "body": p.message.text,
-            "subject": p.message.subject,
-            "segments": p.segments,
-            "encoding": p.encoding,
-        }
-        started = now - timedelta(seconds=latency)
-        if isinstance(result, SendResult):
-            attempt = Attempt(
-                number=number,
-                provider=p.provider,
-                outcome="sent",
-                started_at=started,
-                channel=p.channel_name,
-                http_status=result.http_status,
-                provider_message_id=result.provider_message_id,
-                latency_ms=int(latency * 1000),
+        view = order_view(order)
+        ctx = build_context(view, guest, loc.location, now=now, tracking_link=link)
+        replanned = None
+        if len(cfg.channels) > 1:  # alternatives exist: ask the policy what is possible now
+            replanned = next(
+                (
+                    m
+                    for m in policy.plan(
+                        order=view,
+                        trigger=trigger,
+                        rules=cfg.rules_for(loc.id or None),
+                        guest=guest,
+                        location=loc.location,
+                        channels=cfg.channels_for(loc.id or None),
+                        now=now,
+                        event_key=c.idempotency_key,
+                    )
+                    if m.audience == c.audience
+                ),
+                None,
             )
-            return Outcome(
-                **common,
-                state=MessageState.SENT.value,
-                provider_message_id=result.provider_message_id,
-                sent_at=now,
-                attempts=(attempt,),
-                log=(
+        ways = routing.routes(
+            channel=row.name,
+            family=family,
+            recipient=c.recipient,
+            replanned=replanned,
+            channels=cfg.channels_for(loc.id or None),
+            guest=guest,
+        )
+        metadata = {
+            "message_id": str(c.id),
+            "order_id": str(c.order_id),
+            "order_number": str(order["number"]),
+            "trigger": c.trigger,
+        }
+        return _Prepared(c, cfg, ways, ctx, metadata)
+
+    async def _deliver(self, p: _Prepared) -> Outcome:
+        """Try the routes in order: the next provider of the same family when one is down,
+        rate-limited or failing (failover); the next family when this one cannot reach the
+        guest (fallback). Every provider call is an attempt in the history."""
+        c = p.claim
+        attempts: list[Attempt] = []
+        notes: list[tuple[str, str]] = []
+        number = c.attempts
+        last_error: SendError | None = None
+        for i, route in enumerate(p.routes):
+            row = p.cfg.channels.get(route.channel)
+            if row is None:
+                continue
+            failover = routing.same_family_next(p.routes, i)
+            if c.audience == "guest" and FAMILY_CONTACT.get(route.family) and not route.recipient:
+                notes.append(("fallback", f"{route.channel}: no {route.family.value} contact"))
+                continue
+            gate = await self._throttle.gate(row, failover=failover)
+            if not gate.ok:
+                notes.append(("failover" if failover else "held", f"{route.channel}: {gate.why}"))
+                last_error = TransientSendError(gate.why, retry_after=gate.retry_after)
+                if failover:
+                    continue
+                break
+            try:
+                rendered = p.rendered.get(route.family)
+                if rendered is None:
+                    rendered = p.cfg.templates.render_for_family(
+                        c.template, route.family, c.locale, p.context
+                    )
+                    p.rendered[route.family] = rendered
+            except TemplateRenderError as exc:
+                return _final(
+                    c, MessageState.FAILED, f"template could not be rendered: {exc}", self._clock()
+                )
+            message = OutboundMessage(
+                message_id=c.id,
+                idempotency_key=c.idempotency_key,
+                to=route.recipient or "",
+                text=rendered.text,
+                subject=rendered.subject,
+                html=rendered.html,
+                locale=c.locale,
+                metadata={**p.metadata, "channel": row.name},
+                status_callback_url=f"{self.settings.public_url}/v1/callbacks/{row.provider}/{row.name}",
+            )
+            adapter = self._channels.get(p.cfg.id, row)
+            result, latency = await self._send(row.provider, adapter, message)
+            now = self._clock()
+            number += 1
+            self._throttle.record(row, result)
+            attempts.append(_attempt(number, row.name, row.provider, result, latency, now))
+            segments = encoding = None
+            if route.family == ChannelFamily.SMS:
+                info = sms.segment_info(rendered.text)
+                segments, encoding = info.segments, info.encoding
+            if isinstance(result, SendResult):
+                if i > 0:
+                    notes.append(
+                        (
+                            "rerouted",
+                            f"sent via {row.name} ({route.family.value}) after "
+                            + ", ".join(d for _, d in notes)
+                            if notes
+                            else f"sent via {row.name}",
+                        )
+                    )
+                notes.append(
                     (
                         "sent",
-                        f"accepted by {p.provider} as {result.provider_message_id or '(no id)'}",
+                        f"accepted by {row.provider} as {result.provider_message_id or '(no id)'}",
+                    )
+                )
+                return Outcome(
+                    message_id=c.id,
+                    claim_token=c.claim_token,
+                    state=MessageState.SENT.value,
+                    reason=None
+                    if i == 0
+                    else (
+                        f"sent via {row.name} ({route.family.value}) instead of {c.channel}: "
+                        + "; ".join(d for e, d in notes if e not in ("sent", "rerouted"))
                     ),
-                ),
+                    channel=row.name,
+                    family=route.family.value,
+                    recipient=route.recipient,
+                    provider=row.provider,
+                    provider_message_id=result.provider_message_id,
+                    body=rendered.text,
+                    subject=rendered.subject,
+                    segments=segments,
+                    encoding=encoding,
+                    sent_at=now,
+                    attempts=attempts,
+                    log=notes,
+                )
+            last_error = result
+            transient = isinstance(result, TransientSendError)
+            if transient and not failover:
+                break  # no other provider for this family: retry later, from the top
+            if i + 1 < len(p.routes):  # another route will be tried: say why we moved on
+                code = f" [code {result.code}]" if result.code else ""
+                step = "failover" if transient else "fallback"
+                notes.append((step, f"{row.name} ({row.provider}): {result.detail}{code}"))
+        return self._give_up_or_retry(c, last_error, attempts, notes)
+
+    def _give_up_or_retry(
+        self,
+        c: ClaimedMessage,
+        error: SendError | None,
+        attempts: list[Attempt],
+        notes: list[tuple[str, str]],
+    ) -> Outcome:
+        now = self._clock()
+        made = c.attempts + len(attempts)
+        if error is None:
+            reason = (
+                "not sent: no route could reach the audience ("
+                + "; ".join(d for _, d in notes)
+                + ")"
             )
-        transient = isinstance(result, TransientSendError)
-        attempt = Attempt(
-            number=number,
-            provider=p.provider,
-            outcome="transient" if transient else "permanent",
-            started_at=started,
-            channel=p.channel_name,
-            http_status=result.http_status,
-            error_code=result.code,
-            error=result.detail[:2000],
-            latency_ms=int(latency * 1000),
-        )
-        if isinstance(result, TransientSendError):
+            return Outcome(
+                message_id=c.id,
+                claim_token=c.claim_token,
+                state=MessageState.SKIPPED.value,
+                reason=reason,
+                skip_reason=SkipReason.NO_CONTACT.value,
+                attempts=attempts,
+                log=[*notes, ("skipped", reason)],
+            )
+        if isinstance(error, TransientSendError):
             nxt = self._retry.next_attempt_at(
-                number,
+                max(made, 1),
                 now,
                 expires_at=c.expires_at,
-                retry_after=result.retry_after,
+                retry_after=error.retry_after,
                 rand=self._rand(),
             )
             if nxt is not None:
+                reason = f"attempt {made} failed ({error.detail}); retrying at {nxt:%H:%M:%S} UTC"
+                notes = [*notes, ("retry", f"{error.detail}; next try {nxt.isoformat()}")]
                 return Outcome(
-                    **common,
+                    message_id=c.id,
+                    claim_token=c.claim_token,
                     state=MessageState.PLANNED.value,
                     due_at=nxt,
-                    reason=f"attempt {number} failed ({result.detail}); retrying at {nxt:%H:%M:%S} UTC",
-                    attempts=(attempt,),
-                    log=(("retry", f"{p.provider}: {result.detail}; next try {nxt.isoformat()}"),),
+                    reason=reason,
+                    attempts=attempts,
+                    log=notes,
                 )
             why = (
-                f"{number} attempts"
-                if number >= self._retry.max_attempts
+                f"{made} attempts"
+                if made >= self._retry.max_attempts
                 else "its deadline would pass before the next try"
             )
-            return Outcome(
-                **common,
-                state=MessageState.FAILED.value,
-                reason=f"gave up after {why}: {result.detail}",
-                attempts=(attempt,),
-                log=(("failed", f"{p.provider}: {result.detail}; gave up ({why})"),),
-            )
-        code = f" (code {result.code})" if result.code else ""
+            reason = f"gave up after {why}: {error.detail}"
+        else:
+            code = f" (code {error.code})" if error.code else ""
+            reason = f"refused{code}: {error.detail}"
         return Outcome(
-            **common,
+            message_id=c.id,
+            claim_token=c.claim_token,
             state=MessageState.FAILED.value,
-            reason=f"{p.provider} refused it{code}: {result.detail}",
-            attempts=(attempt,),
-            log=(("failed", f"{p.provider} refused{code}: {result.detail}"),),
+            reason=reason,
+            attempts=attempts,
+            log=[*notes, ("failed", reason)],
         )
+
+    async def _send(
+        self, provider: str, adapter: Channel, message: OutboundMessage
+    ) -> tuple[SendResult | SendError, float]:
+        started = time.perf_counter()
+        try:
+            result: SendResult | SendError = await adapter.send(message)
+        except SendError as exc:
+            result = exc
+        except Exception as exc:  # an adapter bug: record it, do not loop on it
+            log.exception("provider adapter %s raised unexpectedly", provider)
+            result = PermanentSendError(f"internal error in the {provider} adapter: {exc!r}")
+        latency = time.perf_counter() - started
+        if self._metrics:
+            self._metrics.provider_call(provider, latency, result)
+        return result, latency
+
+
+def _attempt(
+    number: int,
+    channel: str,
+    provider: str,
+    result: SendResult | SendError,
+    latency: float,
+    now: datetime,
+) -> Attempt:
+    started = now - timedelta(seconds=latency)
+    if isinstance(result, SendResult):
+        return Attempt(
+            number=number,
+            provider=provider,
+            outcome="sent",
+            started_at=started,
+            channel=channel,
+            http_status=result.http_status,
+            provider_message_id=result.provider_message_id,
+            latency_ms=int(latency * 1000),
+        )
+    return Attempt(
+        number=number,
+        provider=provider,
+        outcome="transient" if isinstance(result, TransientSendError) else "permanent",
+        started_at=started,
+        channel=channel,
+        http_status=result.http_status,
+        error_code=result.code,
+        error=result.detail[:2000],
+        latency_ms=int(latency * 1000),
+    )
 
 
 def _final(
