@@ -13,6 +13,7 @@ from typing import Any
 
 from orderbell.config import Settings
 from orderbell.crypto import SecretBox, load_or_create_key
+from orderbell.engine.callbacks import CallbackService
 from orderbell.engine.dispatch import Dispatcher, DispatchSettings
 from orderbell.engine.inbox import InboxProcessor
 from orderbell.engine.ingest import Ingestor, utcnow
@@ -39,6 +40,7 @@ class Container:
     ingestor: Ingestor
     webhooks: WebhookService
     orders: OrderService
+    callbacks: CallbackService
     clock: Callable[[], datetime] = field(default=utcnow)
     throttle: Throttle = field(default_factory=Throttle)
 
@@ -109,6 +111,7 @@ def build(
         ingestor=ingestor,
         webhooks=webhooks,
         orders=orders,
+        callbacks=CallbackService(db, tenants, channels, clock=clock, metrics=metrics),
         clock=clock,
         throttle=Throttle(redis_url=settings.redis_url, clock=lambda: clock().timestamp()),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
@@ -87,3 +88,84 @@ __all__ = [
     "SendResult",
     "mask_secrets",
 ]
+
+
+# -- provider callbacks (delivery reports, inbound messages) ---------------------------------
+
+REPORT_STATES = ("sent", "delivered", "read", "undelivered", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """A provider's request to ``/v1/callbacks/{provider}/{channel_id}``, as received.
+
+    ``url`` is the external URL the provider called (public URL + path + query), which is
+    what Twilio, Plivo and Bird sign."""
+
+    method: str
+    url: str
+    body: bytes
+    headers: Mapping[str, str]  # names lower-cased
+    query: Mapping[str, str]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """The provider says what became of a message it accepted."""
+
+    provider_message_id: str
+    status: str  # one of REPORT_STATES
+    raw_status: str
+    occurred_at: datetime | None = None
+    error_code: str | None = None
+    error: str | None = None
+    #: the address cannot receive: hard bounce, invalid or unreachable number
+    contact_unusable: bool = False
+    #: the recipient unsubscribed or complained (spam report, unsubscribe, STOP-blocked)
+    opted_out: bool = False
+    event_id: str | None = None
+    #: our own message id when the provider echoes it back (SendGrid custom_args, ...)
+    message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A guest wrote to us (a reply, STOP, HELP, "where is my order?")."""
+
+    provider_message_id: str
+    sender: str
+    recipient: str
+    text: str
+    received_at: datetime | None = None
+    #: the provider's own reading of a keyword, e.g. Twilio's OptOutType (STOP/START/HELP)
+    provider_keyword: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackReply:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """What a callback request carried, and what to answer."""
+
+    reports: tuple[DeliveryReport, ...] = ()
+    inbound: tuple[InboundMessage, ...] = ()
+    reply: CallbackReply | None = None
+
+
+@runtime_checkable
+class CallbackChannel(Protocol):
+    """A channel whose provider posts delivery reports or inbound messages back to us.
+
+    ``verify_callback`` raises ``SignatureError`` (checked on the raw request before
+    anything is parsed or stored); ``parse_callback`` raises ``PayloadError`` or returns
+    what the request carried."""
+
+    def verify_callback(self, request: CallbackRequest) -> None: ...
+
+    def parse_callback(self, request: CallbackRequest) -> Callback: ...

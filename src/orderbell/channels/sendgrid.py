@@ -14,11 +14,19 @@ headers instead (e.g. ``header:List-Unsubscribe``, ``header:List-Unsubscribe-Pos
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels import sendgrid_events
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import (
     HttpClient,
     HttpResponse,
@@ -43,6 +51,13 @@ class SendGridConfig(ChannelConfig):
     )
     categories: tuple[str, ...] = Field(
         default=(), max_length=10, description="up to 10 categories for SendGrid statistics"
+    )
+    event_webhook_public_key: str | None = Field(
+        default=None,
+        description="Signed Event Webhook verification key (base64), for delivery reports",
+    )
+    event_webhook_tolerance_seconds: int | None = Field(
+        default=600, ge=1, description="refuse event posts older than this (None: no check)"
     )
     sandbox_mode: bool = Field(
         default=False, description="validate only: SendGrid answers 200 and sends nothing"
@@ -132,6 +147,17 @@ class SendGridChannel:
         if self.config.sandbox_mode:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
+
+    def verify_callback(self, request: CallbackRequest) -> None:
+        tolerance = self.config.event_webhook_tolerance_seconds
+        sendgrid_events.verify(
+            self.config.event_webhook_public_key,
+            request,
+            tolerance=timedelta(seconds=tolerance) if tolerance else None,
+        )
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        return sendgrid_events.parse(request)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)

@@ -18,7 +18,14 @@ from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels import twilio_webhooks
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
 from orderbell.errors import PermanentSendError
@@ -119,6 +126,13 @@ class TwilioSmsChannel:
         if self.config.validity_period:
             fields.append(("ValidityPeriod", str(self.config.validity_period)))
         return fields
+
+    def verify_callback(self, request: CallbackRequest) -> None:
+        """Status callbacks and inbound texts carry ``X-Twilio-Signature``."""
+        twilio_webhooks.verify_request(self._auth[1], request)
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        return twilio_webhooks.parse_request(request)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         fields = self.form(message)

@@ -372,7 +372,7 @@ class Dispatcher:
                 html=rendered.html,
                 locale=c.locale,
                 metadata={**p.metadata, "channel": row.name},
-                status_callback_url=f"{self.settings.public_url}/v1/callbacks/{row.provider}/{row.name}",
+                status_callback_url=f"{self.settings.public_url}/v1/callbacks/{row.provider}/{row.id}",
             )
             adapter = self._channels.get(p.cfg.id, row)
             result, latency = await self._send(row.provider, adapter, message)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from orderbell import __version__
 from orderbell.bootstrap import Container
 from orderbell.web import problems
-from orderbell.web.routes import api, ops, webhooks
+from orderbell.web.routes import api, callbacks, ops, webhooks
 
 log = logging.getLogger("orderbell.web")
 
@@ -49,6 +49,7 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
     app.state.container = container
     problems.install(app)
     app.include_router(webhooks.router)
+    app.include_router(callbacks.router)
     app.include_router(api.router)
     app.include_router(ops.router)
     app.add_middleware(problems.BodyLimit, limit=container.settings.max_body_bytes)
