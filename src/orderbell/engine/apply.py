@@ -57,7 +57,7 @@ async def _apply_tenant(conn: Any, container: Container, t: TenantSpec, now: Any
                 "address": loc.address,
                 "quiet_start": loc.quiet_hours.start,
                 "quiet_end": loc.quiet_hours.end,
-                "settings": {},
+                "settings": loc.stored_settings(),
             },
             now,
         )
@@ -71,7 +71,10 @@ async def _apply_tenant(conn: Any, container: Container, t: TenantSpec, now: Any
                 "tenant_id": tenant_id,
                 "location_id": loc_ids.get(integ.location) if integ.location else None,
                 "source": integ.source,
-                "settings": _plain(integ.settings, secrets),
+                "settings": {
+                    **_plain(integ.settings, secrets),
+                    **({"_orders_of": integ.orders_of} if integ.orders_of else {}),
+                },
                 "secrets": _seal(box, secrets, old),
                 "enabled": integ.enabled,
             },

@@ -168,6 +168,60 @@ class QuietHours(_Spec):
     end: Annotated[str, AfterValidator(_hhmm)] = "08:00"
 
 
+def _minute_or_more(value: int | None) -> int | None:
+    if value is not None and value < 60:
+        raise ValueError(f"{value} seconds is too short for a preparation time (write e.g. 20m)")
+    return value
+
+
+def _web_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"https?://[^\s/]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+class FollowupsSpec(_Spec):
+    """Delay detection, feedback requests and coalescing at one location.
+
+    Every key is optional; what is left out takes the default shown (see
+    ``docs/followups.md``). Durations are written like ``90s``, ``20m``, ``1h``, ``30d``.
+    """
+
+    #: per fulfilment, when an order without a promised time or ETA is due
+    #: (default pickup 20m, delivery 45m, dine_in 25m)
+    prep_time: (
+        dict[
+            Fulfillment,
+            Annotated[int, BeforeValidator(parse_duration), AfterValidator(_minute_or_more)],
+        ]
+        | None
+    ) = None
+    #: an order is late this long after its expected time (default 5m)
+    grace: Duration | None = None
+    #: open an incident (PagerDuty) this long after the order became late (default 20m)
+    incident_after: Duration | None = None
+    #: tell the guest again only when the estimate slips by this much (default 10m)
+    eta_slip: Duration | None = None
+    #: the new estimate when nobody gave an ETA: this long from now (default 10m)
+    late_estimate: Duration | None = None
+    #: at most this many delay messages per order (default 3)
+    max_delay_messages: int | None = Field(default=None, ge=0, le=20)
+    #: per fulfilment, how long after completion to ask for feedback; null: never
+    #: (default pickup 30m, delivery 30m, dine_in never)
+    feedback_after: dict[Fulfillment, Duration | None] | None = None
+    #: ask one guest for feedback at most once in this period (default 30d)
+    feedback_every: Duration | None = None
+    #: the feedback link; {token} and {order_number} are filled in (default: the
+    #: guest's tracking page)
+    feedback_url: Annotated[str | None, AfterValidator(_web_url)] = None
+    #: hold guest status updates this long so a newer status replaces them (default 0s)
+    coalesce: Annotated[Duration | None, Field(le=600)] = None
+
+    def stored(self) -> dict[str, Any]:
+        """The form kept in the location's settings: seconds, only the keys given."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class LocationSpec(_Spec):
     slug: Slug
     name: str
@@ -177,6 +231,11 @@ class LocationSpec(_Spec):
     phone: str | None = None
     address: str | None = None
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    followups: FollowupsSpec | None = None
+
+    def stored_settings(self) -> dict[str, Any]:
+        """What goes into the location's ``settings`` column."""
+        return {"followups": self.followups.stored()} if self.followups else {}
 
     def to_location(self) -> Location:
         return Location(
@@ -207,6 +266,9 @@ class IntegrationSpec(_HasSecrets):
     secret: str | None = Field(default=None, repr=False)
     settings: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    #: update the orders of another integration of this tenant (or "api"), e.g. a delivery
+    #: partner reporting on orders that came from the POS
+    orders_of: str | None = None
 
 
 class ChannelSpec(_HasSecrets):
@@ -744,11 +806,20 @@ def _check(
                 lifted=("family",),
             )
             _check_family(doc, channel, cp, cls)
+        own_ids = {i.get("id") for _, i in _entries(tenant, "integrations")} | {"api"}
         for ii, integration in _entries(tenant, "integrations"):
             ip = (*tp, "integrations", ii)
             _once(doc, integration_ids, integration.get("id"), (*ip, "id"), "integration id")
             _check_location(doc, integration, ip, locations)
             _check_adapter(doc, integration, ip, "source", source_registry, lifted=("secret",))
+            target = integration.get("orders_of")
+            if target is not None and (target not in own_ids or target == integration.get("id")):
+                doc.issue(
+                    (*ip, "orders_of"),
+                    f"orders_of must name another integration of this tenant, or 'api' "
+                    f"(not {target!r})",
+                    None,
+                )
         for ri, rule in _entries(tenant, "rules"):
             _check_rule(doc, rule, (*tp, "rules", ri), locations, channels)
         templates: dict[Any, int | None] = {}

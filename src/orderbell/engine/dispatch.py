@@ -36,6 +36,7 @@ from orderbell.domain.model import (
 from orderbell.domain.retry import RetryPolicy
 from orderbell.domain.routing import Route
 from orderbell.domain.templates import Rendered, TemplateRenderError, build_context
+from orderbell.engine import followups
 from orderbell.engine.ingest import order_view, utcnow
 from orderbell.engine.metrics import Metrics
 from orderbell.engine.tenants import ChannelPool, TenantCache, TenantConfig
@@ -292,7 +293,10 @@ class Dispatcher:
         token = order["tracking_token"]
         link = f"{self.settings.public_url}/t/{token}"
         view = order_view(order)
-        ctx = build_context(view, guest, loc.location, now=now, tracking_link=link)
+        extra = None
+        if trigger == Trigger.FEEDBACK:
+            extra = {"feedback_link": followups.feedback_link(loc, tracking_link=link, order=order)}
+        ctx = build_context(view, guest, loc.location, now=now, tracking_link=link, extra=extra)
         replanned = None
         if len(cfg.channels) > 1:  # alternatives exist: ask the policy what is possible now
             replanned = next(
@@ -326,6 +330,8 @@ class Dispatcher:
             "order_number": str(order["number"]),
             "trigger": c.trigger,
         }
+        if family == ChannelFamily.INCIDENT:  # trigger or resolve, deduplicated per order
+            metadata["pagerduty_action"] = followups.incident_action(c.idempotency_key)
         return _Prepared(c, cfg, ways, ctx, metadata)
 
     async def _deliver(self, p: _Prepared) -> Outcome:

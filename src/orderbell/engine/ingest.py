@@ -10,9 +10,9 @@ a newer status made stale, and plan the new messages. The caller answers 2xx onl
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,8 +32,10 @@ from orderbell.domain.model import (
     OrderView,
     PlannedMessage,
     Purpose,
+    Rule,
     Trigger,
 )
+from orderbell.engine import followups
 from orderbell.engine.tenants import LocationConfig, TenantCache, TenantConfig
 from orderbell.errors import ConflictError
 from orderbell.store import orders as store
@@ -80,6 +82,8 @@ class Origin:
     kind: str  # webhook | api | manual
     integration_id: int | None = None
     location_id: int | None = None
+    #: namespace of the source's event ids (default: source_key)
+    event_scope: str | None = None
 
 
 @dataclass
@@ -103,9 +107,16 @@ class Ingestor:
         self._tracking_url = tracking_url
 
     async def ingest(
-        self, origin: Origin, updates: Sequence[OrderUpdate], raw: bytes | None
+        self,
+        origin: Origin,
+        updates: Sequence[OrderUpdate],
+        raw: bytes | None,
+        *,
+        then: Callable[[Any, list[EventResult]], Awaitable[None]] | None = None,
     ) -> list[EventResult]:
-        """Apply ``updates`` in one transaction and return what happened to each."""
+        """Apply ``updates`` in one transaction and return what happened to each.
+
+        ``then(conn, results)`` runs in the same transaction (a staff action's audit row)."""
         cfg = await self._tenants.get(origin.tenant_id)
         payload = raw.decode("utf-8", "replace") if raw is not None else None
         work = _Work()
@@ -113,6 +124,8 @@ class Ingestor:
             now = self._clock()
             for update in updates:
                 work.results.append(await self._one(conn, cfg, origin, update, payload, now, work))
+            if then is not None:
+                await then(conn, work.results)
             if work.wake:
                 await self._db.notify_due(conn)
         return work.results
@@ -127,7 +140,7 @@ class Ingestor:
         now: datetime,
         work: _Work,
     ) -> EventResult:
-        dedupe_key = f"{origin.source_key}:{u.event_id}"
+        dedupe_key = f"{origin.event_scope or origin.source_key}:{u.event_id}"
         row = await store.lock_order(conn, origin.source_key, u.external_id)
         event_values: dict[str, Any] = {
             "source_key": origin.source_key,
@@ -201,6 +214,8 @@ class Ingestor:
                 values["number"] = u.number
             if u.fulfillment:
                 values["fulfillment"] = u.fulfillment.value
+            if u.source_version and not _newer_version(u.source_version, row.get("source_version")):
+                values.pop("source_version", None)  # a late event never rolls the version back
             current = OrderStatus(row["status"])
             if u.status is None:
                 change = orders.StatusChange(EventOutcome.DATA, False, current)
@@ -237,29 +252,33 @@ class Ingestor:
                 f"event id {u.event_id!r} was already used for a different order; "
                 "use a new Idempotency-Key / event id for each order"
             )
-        result = EventResult(order_id, ev, change.outcome, change.status, note)
-        if not change.notify:
-            return result
-
         superseded: list[int] = []
-        if row is not None:  # a new order has nothing pending to supersede
-            superseded = await queue.supersede(
+        planned: list[int] = []
+        skipped: list[int] = []
+        if change.notify:
+            if row is not None:  # a new order has nothing pending to supersede
+                superseded = await queue.supersede(
+                    conn,
+                    order_id=order_id,
+                    triggers=[t.value for t in orders.superseded_by(change.status)],
+                    now=now,
+                    reason=f"order moved to {change.status.value} before this was sent",
+                )
+            planned, skipped = await self.plan_and_store(
                 conn,
-                order_id=order_id,
-                triggers=[t.value for t in orders.superseded_by(change.status)],
-                now=now,
-                reason=f"order moved to {change.status.value} before this was sent",
+                cfg,
+                loc,
+                order,
+                Trigger.for_status(change.status),
+                now,
+                event_key=str(ev),
+                guest=new_guest,
+                default_delay=followups.coalesce_window(loc),
             )
-        planned, skipped = await self.plan_and_store(
-            conn,
-            cfg,
-            loc,
-            order,
-            Trigger.for_status(change.status),
-            now,
-            event_key=str(ev),
-            guest=new_guest,
-        )
+        # delay timer, incidents, feedback (nothing to do unless the rules ask for them)
+        more = await followups.on_event(conn, self, cfg, loc, order, row, u, change, now)
+        planned += more.planned
+        skipped += more.skipped
         if planned:
             work.wake = True
         return EventResult(
@@ -284,11 +303,17 @@ class Ingestor:
         *,
         event_key: str,
         guest: Guest | None = None,
+        rules: Sequence[Rule] | None = None,
+        default_delay: timedelta = timedelta(0),
+        adjust: Callable[[list[PlannedMessage]], list[PlannedMessage]] | None = None,
     ) -> tuple[list[int], list[int]]:
         """Run the policy for ``trigger`` and store its messages. Returns (planned, skipped) ids.
 
-        ``guest`` saves a query when the caller has just created the guest."""
-        rules = cfg.rules_for(loc.id or None)
+        ``guest`` saves a query when the caller has just created the guest. ``rules``
+        (default: the location's), ``default_delay`` (see ``policy.plan``) and ``adjust``
+        (a last say on the plans, e.g. a key suffix) serve follow-ups and staff actions."""
+        if rules is None:
+            rules = cfg.rules_for(loc.id or None)
         fulfillment = Fulfillment(order["fulfillment"])
         if not any(
             r.enabled and r.trigger == trigger and r.fulfillment in (None, fulfillment)
@@ -308,7 +333,10 @@ class Ingestor:
             channels=cfg.channels_for(loc.id or None),
             now=now,
             event_key=event_key,
+            default_delay=default_delay,
         )
+        if adjust is not None:
+            plans = adjust(plans)
         rows = [message_row(p, cfg.id, order, now) for p in plans]
         ids = await store.insert_messages(conn, rows)
         planned, skipped, log = [], [], []
@@ -420,6 +448,14 @@ def guest_points(g: GuestInfo, country: str) -> list[tuple[ContactKind, str]]:
     if g.push_user:
         points.append((ContactKind.PUSH, g.push_user))
     return points
+
+
+def _newer_version(new: str, old: str | None) -> bool:
+    if old is None:
+        return True
+    if new.isdigit() and old.isdigit():
+        return int(new) >= int(old)
+    return True
 
 
 def _order_values(u: OrderUpdate, now: datetime) -> dict[str, Any]:

@@ -120,12 +120,17 @@ class WebhookService:
 
     @staticmethod
     def origin(row: IntegrationRow) -> Origin:
+        """Orders are keyed by their integration; ``orders_of`` points at another one's."""
+        target = (row.settings or {}).get("_orders_of")
+        if target == "api":
+            target = f"api:{row.tenant_id}"
         return Origin(
             tenant_id=row.tenant_id,
-            source_key=row.key,
+            source_key=target or row.key,
             kind="webhook",
             integration_id=row.id,
             location_id=row.location_id,
+            event_scope=row.key,
         )
 
     async def _fetch_all(self, source: Any, updates: list[OrderUpdate]) -> list[OrderUpdate]:
@@ -188,7 +193,10 @@ class WebhookService:
         cls = self._sources.get(row.source)
         if cls is None:
             raise NotFoundError(f"unknown source {row.source!r}")
-        settings: dict[str, Any] = dict(row.settings or {})
+        # keys starting with "_" are Order Bell's own (e.g. _orders_of), not the source's
+        settings: dict[str, Any] = {
+            k: v for k, v in (row.settings or {}).items() if not k.startswith("_")
+        }
         if row.secrets:
             settings.update(self._box.decrypt_json(row.secrets))
         try:

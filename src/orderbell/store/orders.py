@@ -91,6 +91,7 @@ ORDER_COLUMNS = (
     orders.c.currency,
     orders.c.source_key,
     orders.c.integration_id,
+    orders.c.source_version,
 )
 
 
