@@ -15,9 +15,11 @@ from orderbell.config import Settings
 from orderbell.crypto import SecretBox, load_or_create_key
 from orderbell.engine.callbacks import CallbackService
 from orderbell.engine.dispatch import Dispatcher, DispatchSettings
+from orderbell.engine.followups import FollowupTimer
 from orderbell.engine.inbox import InboxProcessor
 from orderbell.engine.ingest import Ingestor, utcnow
 from orderbell.engine.metrics import Metrics
+from orderbell.engine.overrides import OverrideService
 from orderbell.engine.service import OrderService
 from orderbell.engine.tenants import ChannelPool, TenantCache
 from orderbell.engine.throttle import Throttle
@@ -43,11 +45,20 @@ class Container:
     callbacks: CallbackService
     clock: Callable[[], datetime] = field(default=utcnow)
     throttle: Throttle = field(default_factory=Throttle)
+    #: staff actions on orders (resend, set status, mark delayed, cancel), audited
+    overrides: OverrideService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.overrides = OverrideService(self.db, self.ingestor, self.tenants, clock=self.clock)
 
     async def run_background(self, stop: asyncio.Event, **dispatcher_args: Any) -> None:
-        """What a worker process runs: the dispatcher and the inbox retries, until ``stop``."""
+        """What a worker process runs: the dispatcher, the inbox retries and the follow-up
+        timer pass (late orders, incidents), until ``stop``."""
         inbox = InboxProcessor(self.db, self.webhooks, clock=self.clock)
-        await asyncio.gather(self.dispatcher(**dispatcher_args).run(stop), inbox.run(stop))
+        timer = FollowupTimer(self.db, self.tenants, self.ingestor, clock=self.clock)
+        await asyncio.gather(
+            self.dispatcher(**dispatcher_args).run(stop), inbox.run(stop), timer.run(stop)
+        )
 
     def dispatcher(self, **kwargs: Any) -> Dispatcher:
         s = self.settings

@@ -32,9 +32,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orders_app = typer.Typer(help="Orders and their history.", no_args_is_help=True)
 keys_app = typer.Typer(help="Tenant API keys.", no_args_is_help=True)
+staff_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
 app.add_typer(keys_app, name="keys")
+app.add_typer(staff_app, name="staff")
 
 # Wrapped lines break grep and copy-paste: when not on a terminal, print wide.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -146,6 +148,8 @@ async def _serve(s: Settings, *, run_worker: bool, first_run: bool) -> None:
         access_log=False,
         lifespan="on",
         loop="asyncio",
+        # open live-tracking streams (server-sent events) must not hold up a restart
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     out.print(
@@ -276,6 +280,48 @@ def keys_create(
 
     key = run(go)
     out.print(key)
+
+
+@staff_app.command("add")
+def staff_add(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    email: Annotated[str, typer.Option(help="The email they sign in with.")],
+    role: Annotated[str, typer.Option(help="owner, manager or staff.")] = "staff",
+    name: Annotated[
+        str | None, typer.Option(help="Their name, as the audit trail shows it.")
+    ] = None,
+    location: Annotated[
+        list[str] | None,
+        typer.Option("--location", help="A location slug they work at (repeat); default all."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERBELL_STAFF_PASSWORD",
+            help="The password (at least 10 characters); asked for when not given.",
+        ),
+    ] = None,
+) -> None:
+    """Add a dashboard user to a tenant (the password is stored as an Argon2id hash)."""
+    s = settings()
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def go() -> int:
+        from orderbell.engine.staff import StaffService, signing_key
+
+        container = await _container(s)
+        try:
+            staff = StaffService(container.db, signing_key=signing_key(s), clock=container.clock)
+            return await staff.add_user(
+                tenant, email, password, role=role, name=name, locations=location or ()
+            )
+        finally:
+            await container.aclose()
+
+    user_id = run(go)
+    where = ", ".join(location) if location else "every location"
+    out.print(f"added {email} ({role}, {where}) as staff user {user_id}", highlight=False)
 
 
 # --- looking at things ----------------------------------------------------------------

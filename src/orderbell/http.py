@@ -129,6 +129,10 @@ class HttpClient:
             headers={"User-Agent": self.user_agent},
             raise_for_status=False,
         )
+        # aiohttp silently repeats an idempotent request (GET, PUT, DELETE) once when the
+        # connection drops; a provider call must be counted and retried by our own policy.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         self._loop = loop
         return self._session
 

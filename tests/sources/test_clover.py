@@ -396,7 +396,7 @@ async def test_real_refusals_from_the_fake(clover_api: FakeCloverApi, http: Http
 
 
 async def test_network_failure_is_transient(clover_api: FakeCloverApi, http: HttpClient) -> None:
-    clover_api.reset_next(2)  # aiohttp retries an idempotent GET once by itself
+    clover_api.reset_next(1)  # the client never repeats a call behind our back
     with pytest.raises(TransientSendError):
         await fetcher(clover_api).fetch(thin(), http)
 

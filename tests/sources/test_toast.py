@@ -442,7 +442,7 @@ async def test_unknown_order_and_foreign_restaurant(
 
 async def test_network_failures_are_transient(toast_api: FakeToastApi, http: HttpClient) -> None:
     src = source(api_base_url=toast_api.base_url, api_token=toast_api.static_token)
-    toast_api.reset_next(2)  # aiohttp retries an idempotent GET once by itself
+    toast_api.reset_next(1)  # the client never repeats a call behind our back
     with pytest.raises(TransientSendError):
         await src.fetch(thin(), http)
     bad_login = fetching(toast_api, client_secret="wrong-secret-value")

@@ -63,7 +63,9 @@ class MessengerChannel:
     provider: ClassVar[str] = "messenger"
     family: ClassVar[ChannelFamily] = ChannelFamily.MESSENGER
     title: ClassVar[str] = "Facebook Messenger Send API (Meta)"
-    docs_url: ClassVar[str] = "https://developers.facebook.com/docs/messenger-platform/reference/send-api"
+    docs_url: ClassVar[str] = (
+        "https://developers.facebook.com/docs/messenger-platform/reference/send-api"
+    )
     Config: ClassVar[type[MessengerConfig]] = MessengerConfig
     secret_fields: ClassVar[tuple[str, ...]] = ("page_access_token",)
     max_body_chars: ClassVar[int | None] = MAX_TEXT_CHARS

@@ -8,17 +8,60 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
+from orderbell.channels.apprise_channel import AppriseChannel
 from orderbell.channels.base import Channel
+from orderbell.channels.discord import DiscordChannel
+from orderbell.channels.freshdesk import FreshdeskChannel
+from orderbell.channels.gmail import GmailChannel
+from orderbell.channels.google_chat import GoogleChatChannel
 from orderbell.channels.http import HttpClient
+from orderbell.channels.hubspot_crm import HubSpotCrmChannel
+from orderbell.channels.intercom import IntercomChannel
+from orderbell.channels.mailgun import MailgunChannel
+from orderbell.channels.messagebird import MessageBirdChannel
+from orderbell.channels.messenger import MessengerChannel
 from orderbell.channels.outbox import OutboxChannel
+from orderbell.channels.pagerduty import PagerDutyChannel
+from orderbell.channels.plivo import PlivoChannel
+from orderbell.channels.pusher_beams import PusherBeamsChannel
 from orderbell.channels.sendgrid import SendGridChannel
+from orderbell.channels.shopify_fulfillment import ShopifyFulfillmentChannel
+from orderbell.channels.slack import SlackChannel
+from orderbell.channels.sns import SnsSmsChannel, SnsTopicChannel
+from orderbell.channels.teams import TeamsChannel
 from orderbell.channels.twilio_sms import TwilioSmsChannel
+from orderbell.channels.twilio_voice import TwilioVoiceChannel
+from orderbell.channels.viber import ViberChannel
+from orderbell.channels.whatsapp import WhatsAppChannel
+from orderbell.channels.zoho_crm import ZohoCrmChannel
 from orderbell.errors import ConfigError
 
 CHANNELS: dict[str, Any] = {
     "outbox": OutboxChannel,
     "twilio_sms": TwilioSmsChannel,
     "sendgrid": SendGridChannel,
+    "whatsapp": WhatsAppChannel,
+    "messenger": MessengerChannel,
+    "viber": ViberChannel,
+    "slack": SlackChannel,
+    "teams": TeamsChannel,
+    "google_chat": GoogleChatChannel,
+    "discord": DiscordChannel,
+    "pagerduty": PagerDutyChannel,
+    "pusher_beams": PusherBeamsChannel,
+    "intercom": IntercomChannel,
+    "freshdesk": FreshdeskChannel,
+    "hubspot_crm": HubSpotCrmChannel,
+    "zoho_crm": ZohoCrmChannel,
+    "shopify_fulfillment": ShopifyFulfillmentChannel,
+    "apprise": AppriseChannel,
+    "twilio_voice": TwilioVoiceChannel,
+    "plivo": PlivoChannel,
+    "messagebird": MessageBirdChannel,
+    "sns": SnsSmsChannel,
+    "sns_topic": SnsTopicChannel,
+    "mailgun": MailgunChannel,
+    "gmail": GmailChannel,
 }
 
 

@@ -64,7 +64,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "delayed": "sorry, your order {{ order_number }} is running late."
         "{% if time %} New estimate: {{ time }}.{% endif %}",
         "feedback": "thanks for ordering from {{ location_name }}! How was order"
-        " {{ order_number }}? Just reply to tell us.",
+        " {{ order_number }}?{% if feedback_link is defined and feedback_link %} Tell us: {{ feedback_link }}"
+        "{% else %} Just reply to tell us.{% endif %}",
         "resend": "your order {{ order_number }} at {{ location_name }} is {{ status_text }}."
         "{% if time and status in active %} Expected {{ time }}.{% endif %}",
         "inquiry": "your order {{ order_number }} is {{ status_text }}."
@@ -94,7 +95,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "delayed": "lo sentimos, tu pedido {{ order_number }} va con retraso."
         "{% if time %} Nueva hora prevista: {{ time }}.{% endif %}",
         "feedback": "gracias por tu pedido {{ order_number }} en {{ location_name }}."
-        " ¿Qué tal todo? Responde a este mensaje y cuéntanoslo.",
+        " ¿Qué tal todo?{% if feedback_link is defined and feedback_link %} Cuéntanoslo: {{ feedback_link }}"
+        "{% else %} Responde a este mensaje y cuéntanoslo.{% endif %}",
         "resend": "estado de tu pedido {{ order_number }} en {{ location_name }}:"
         " {{ status_text }}.{% if time and status in active %} Hora prevista: {{ time }}."
         "{% endif %}",

@@ -131,6 +131,7 @@ class SkipReason(StrEnum):
     OUTSIDE_WINDOW = "outside_window"
     EXPIRED = "expired"
     STALE = "stale"
+    FREQUENCY_CAP = "frequency_cap"  # e.g. feedback asked of this guest lately
 
 
 class EventOutcome(StrEnum):
@@ -142,6 +143,8 @@ class EventOutcome(StrEnum):
     STALE = "stale"  # an older status arrived late: recorded, order not moved back
     REPEATED = "repeated"  # same status again from a new event: no second message
     DUPLICATE = "duplicate"  # the same event delivered again: nothing changed
+    DELAYED = "delayed"  # the timer found the order late, or staff marked it delayed
+    CORRECTED = "corrected"  # staff forced a status the machine would refuse (backwards)
 
 
 @dataclass(frozen=True, slots=True)

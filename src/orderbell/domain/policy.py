@@ -280,11 +280,14 @@ def plan(
     channels: Sequence[AvailableChannel],
     now: datetime,
     event_key: str,
+    default_delay: timedelta = timedelta(0),
 ) -> list[PlannedMessage]:
     """The messages ``trigger`` on ``order`` calls for, one per matching rule and audience.
 
     When two matching rules share an audience, the one naming the order's fulfilment wins
     (then the earlier one): a tenant's "ready, pickup" rule refines a generic "ready".
+    ``default_delay`` is the wait of rules that set no delay of their own (a location's
+    coalescing window for status updates, its feedback wait after completion).
     """
     matching = [r for r in rules if _matches(r, trigger, order)]
     matching.sort(key=lambda r: r.fulfillment is None)  # stable: specific rules first
@@ -293,7 +296,9 @@ def plan(
         key = idempotency_key(order.id, trigger, rule.audience, event_key)
         if key in planned:
             continue
-        due_at = now + timedelta(seconds=rule.delay_seconds)
+        due_at = now + (
+            timedelta(seconds=rule.delay_seconds) if rule.delay_seconds else default_delay
+        )
         expiry = (
             timedelta(seconds=rule.expires_after_seconds)
             if rule.expires_after_seconds is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -328,7 +329,20 @@ class Dispatcher:
             "message_id": str(c.id),
             "order_id": str(c.order_id),
             "order_number": str(order["number"]),
+            "order_status": str(order["status"]),
             "trigger": c.trigger,
+            "tracking_url": link,
+            "dashboard_url": f"{self.settings.public_url}/dashboard/orders/{c.order_id}",
+            # WhatsApp template body parameters, in this order: {{1}} guest first name,
+            # {{2}} order number, {{3}} location, {{4}} time (ETA or promised)
+            "template_params": json.dumps(
+                [
+                    str(ctx.get("first_name") or ""),
+                    str(ctx.get("order_number") or ""),
+                    str(ctx.get("location_name") or ""),
+                    str(ctx.get("eta") or ctx.get("promised_time") or ""),
+                ]
+            ),
         }
         if family == ChannelFamily.INCIDENT:  # trigger or resolve, deduplicated per order
             metadata["pagerduty_action"] = followups.incident_action(c.idempotency_key)

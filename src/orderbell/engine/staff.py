@@ -218,6 +218,11 @@ class StaffService:
         return len(recent) >= self._max_failures
 
     def _failed(self, email: str) -> None:
+        if len(self._failures) > 10_000:  # many addresses tried: forget the stale ones
+            now = time.monotonic()
+            self._failures = {
+                k: v for k, v in self._failures.items() if v and now - v[-1] < self._window
+            }
         self._failures.setdefault(email, []).append(time.monotonic())
 
     async def sign_in(self, email: str, password: str) -> SignedIn:

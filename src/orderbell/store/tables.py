@@ -382,3 +382,73 @@ inbox = Table(
         sqlite_where=sa.text("state = 'pending'"),
     ),
 )
+
+#: People who sign in to the dashboard. ``location_ids`` None: every location of the
+#: tenant; otherwise the JSON list of the location ids they work at.
+staff_users = Table(
+    "staff_users",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),  # lower-cased
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # owner | manager | staff
+    Column("location_ids", JSON),
+    Column("password_hash", String(255), nullable=False),  # argon2id, PHC string
+    _created(),
+    Column("last_sign_in_at", UtcDateTime()),
+    Column("disabled_at", UtcDateTime()),
+)
+
+#: Dashboard sessions, server side. The cookie holds a random token; only its SHA-256 is
+#: kept. ``csrf_token`` is the synchronizer token every state-changing request must echo.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    _pk(),
+    Column("staff_id", Id, ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    _created(),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_staff_sessions_staff", "staff_id"),
+)
+
+#: The delay timer of an order still being prepared (see ``engine/followups.py``).
+#: ``expected_at``: when the guest expects the order (the source's promise, the
+#: location's preparation time, or the estimate last announced to them); ``basis`` says
+#: which. ``check_at``: when the timer pass must look at the order next; NULL once the
+#: order is ready, done or cancelled. ``late_since``: the expected time the order first
+#: missed. ``incident``: NULL, ``open`` or ``resolved`` (the PagerDuty-style alert).
+order_timers = Table(
+    "order_timers",
+    metadata,
+    Column("order_id", Id, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True),
+    Column("expected_at", UtcDateTime(), nullable=False),
+    Column("basis", String(16), nullable=False),  # prep_time | promised | announced
+    Column("check_at", UtcDateTime()),
+    Column("announcements", Integer, nullable=False, default=0),
+    Column("late_since", UtcDateTime()),
+    Column("incident", String(16)),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    # The timer pass reads only this partial index: orders whose timer is armed.
+    Index(
+        "ix_order_timers_check",
+        "check_at",
+        postgresql_where=sa.text("check_at IS NOT NULL"),
+        sqlite_where=sa.text("check_at IS NOT NULL"),
+    ),
+)
+
+#: "Has this guest been asked for feedback lately?" reads only feedback messages.
+Index(
+    "ix_messages_feedback",
+    messages.c.customer_id,
+    messages.c.due_at,
+    postgresql_where=sa.text("trigger = 'feedback'"),
+    sqlite_where=sa.text("trigger = 'feedback'"),
+)
+
+#: An order's audit trail (manual overrides), newest first.
+Index("ix_audit_log_target", audit_log.c.tenant_id, audit_log.c.target, audit_log.c.id)

@@ -1,0 +1,1 @@
+"""The staff dashboard (``/dashboard``): sign-in, live board, orders, guests, figures."""

@@ -1,0 +1,1 @@
+"""The guest tracking page (``/t/{token}``): live progress and message preferences."""
