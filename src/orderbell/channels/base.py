@@ -127,6 +127,8 @@ class DeliveryReport:
     event_id: str | None = None
     #: our own message id when the provider echoes it back (SendGrid custom_args, ...)
     message_id: int | None = None
+    #: the address the report is about, when the provider names it (bounces)
+    recipient: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

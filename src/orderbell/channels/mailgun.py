@@ -21,13 +21,21 @@ Mailgun has no idempotency key.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from email.utils import formataddr
 from typing import ClassVar, Literal
 
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels import mailgun_webhooks
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
 from orderbell.errors import PermanentSendError
@@ -57,6 +65,12 @@ class MailgunConfig(ChannelConfig):
     )
     tags: tuple[str, ...] = Field(
         default=(), max_length=MAX_TAGS, description="up to 3 tags for Mailgun analytics"
+    )
+    webhook_signing_key: SecretStr | None = Field(
+        default=None, description="HTTP webhook signing key, to verify delivery events"
+    )
+    webhook_tolerance_seconds: int | None = Field(
+        default=600, ge=1, description="refuse events signed longer ago than this"
     )
     test_mode: bool = Field(
         default=False, description="o:testmode: Mailgun accepts the message and does not send it"
@@ -112,6 +126,7 @@ class MailgunChannel:
         root = config.base_url or BASE_URLS[config.region]
         self.url = f"{root}/v3/{config.domain}/messages"
         self._auth = ("api", config.api_key.get_secret_value())
+        self._seen_tokens = mailgun_webhooks.TokenCache()
         sender = config.from_email
         self._from = formataddr((config.from_name, sender)) if config.from_name else sender
 
@@ -148,6 +163,19 @@ class MailgunChannel:
                 f"Mailgun send options (h:, v:, o:) take {size} bytes; at most 16 KB is allowed"
             )
         return fields + options
+
+    def verify_callback(self, request: CallbackRequest) -> None:
+        key = self.config.webhook_signing_key
+        tolerance = self.config.webhook_tolerance_seconds
+        mailgun_webhooks.verify(
+            key.get_secret_value() if key else None,
+            request,
+            tolerance=timedelta(seconds=tolerance) if tolerance else None,
+            seen=self._seen_tokens,
+        )
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        return mailgun_webhooks.parse(request)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         form = aiohttp.FormData(default_to_multipart=True)

@@ -24,9 +24,16 @@ from urllib.parse import urlencode
 
 from pydantic import Field, SecretStr, field_validator
 
+from orderbell.channels import meta_webhooks
 from orderbell.channels._graph import graph_error
 from orderbell.channels._support import as_str, http_url, json_object, outside_window, require_text
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import HttpClient
 from orderbell.domain.model import ChannelFamily
 from orderbell.errors import PermanentSendError
@@ -52,6 +59,14 @@ class MessengerConfig(ChannelConfig):
     in_window_type: Literal["RESPONSE", "UPDATE"] = Field(
         default="RESPONSE", description="messaging_type inside the 24-hour window"
     )
+    app_secret: SecretStr | None = Field(
+        default=None,
+        description="Meta App Secret: checks X-Hub-Signature-256 on delivery and message webhooks",
+    )
+    verify_token: SecretStr | None = Field(
+        default=None,
+        description="any string you choose; Meta sends it back in the webhook handshake",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -67,7 +82,7 @@ class MessengerChannel:
         "https://developers.facebook.com/docs/messenger-platform/reference/send-api"
     )
     Config: ClassVar[type[MessengerConfig]] = MessengerConfig
-    secret_fields: ClassVar[tuple[str, ...]] = ("page_access_token",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("page_access_token", "app_secret", "verify_token")
     max_body_chars: ClassVar[int | None] = MAX_TEXT_CHARS
     #: Page-level limits are dynamic (200 x engaged users per day); none declared here.
     rate_limit_per_second: ClassVar[float | None] = None
@@ -91,6 +106,19 @@ class MessengerChannel:
             body["messaging_type"] = self.config.in_window_type
         body["message"] = {"text": text}
         return body
+
+    def verify_callback(self, request: CallbackRequest) -> None:
+        """The GET handshake (verify_token) or X-Hub-Signature-256 (app_secret)."""
+        secret, token = self.config.app_secret, self.config.verify_token
+        meta_webhooks.verify(
+            secret.get_secret_value() if secret else None,
+            token.get_secret_value() if token else None,
+            request,
+        )
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        """Inbound texts (PSID), delivery confirmations (mids); read watermarks skipped."""
+        return meta_webhooks.parse_messenger(request, self.config.page_id)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)

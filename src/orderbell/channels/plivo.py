@@ -22,7 +22,14 @@ from typing import Any, ClassVar, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels import plivo_webhooks
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
 from orderbell.domain.sms import is_gsm7
@@ -60,6 +67,11 @@ class PlivoConfig(ChannelConfig):
         default=True,
         description="let Plivo keep the message text in its logs (false: text not stored, "
         "number masked)",
+    )
+    accept_signature_v2: bool = Field(
+        default=False,
+        description="also accept callbacks signed only with the older X-Plivo-Signature-V2 "
+        "(signs the URL, not the body); V3 is always preferred",
     )
 
     @field_validator("src")
@@ -126,6 +138,17 @@ class PlivoChannel:
         if not self.config.log:
             body["log"] = False
         return body
+
+    def verify_callback(self, request: CallbackRequest) -> None:
+        """Status callbacks and inbound SMS carry ``X-Plivo-Signature-V3`` (auth token)."""
+        plivo_webhooks.verify_request(
+            self.config.auth_token.get_secret_value(),
+            request,
+            accept_v2=self.config.accept_signature_v2,
+        )
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        return plivo_webhooks.parse_request(request)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)

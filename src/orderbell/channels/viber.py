@@ -26,8 +26,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
+from orderbell.channels import viber_webhooks
 from orderbell.channels._support import as_str, http_url, json_object, require_text
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status, redact_contacts
 from orderbell.domain.model import ChannelFamily
 from orderbell.errors import PermanentSendError, SendError, TransientSendError
@@ -112,6 +119,13 @@ class ViberChannel:
         body["type"] = "text"
         body["text"] = text
         return body
+
+    def verify_callback(self, request: CallbackRequest) -> None:
+        """``X-Viber-Content-Signature``: HMAC-SHA256 of the body with the auth token."""
+        viber_webhooks.verify(self.config.auth_token.get_secret_value(), request)
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        return viber_webhooks.parse(request)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)

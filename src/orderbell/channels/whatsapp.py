@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field, SecretStr, field_validator
 
+from orderbell.channels import meta_webhooks
 from orderbell.channels._graph import graph_error
 from orderbell.channels._support import (
     TRIGGER_KEY,
@@ -40,7 +41,13 @@ from orderbell.channels._support import (
     outside_window,
     require_text,
 )
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import HttpClient
 from orderbell.domain.model import ChannelFamily
 from orderbell.errors import PermanentSendError
@@ -84,6 +91,14 @@ class WhatsAppConfig(ChannelConfig):
         description="template language code (e.g. en_US); default: the message locale",
     )
     preview_url: bool = Field(default=False, description="let WhatsApp preview links in text")
+    app_secret: SecretStr | None = Field(
+        default=None,
+        description="Meta App Secret: checks X-Hub-Signature-256 on status and message webhooks",
+    )
+    verify_token: SecretStr | None = Field(
+        default=None,
+        description="any string you choose; Meta sends it back in the webhook handshake",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -107,7 +122,7 @@ class WhatsAppChannel:
         "https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages"
     )
     Config: ClassVar[type[WhatsAppConfig]] = WhatsAppConfig
-    secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_token", "app_secret", "verify_token")
     max_body_chars: ClassVar[int | None] = MAX_TEXT_CHARS
     #: default throughput per business number (upgraded automatically to 1000).
     rate_limit_per_second: ClassVar[float | None] = 80.0
@@ -166,6 +181,16 @@ class WhatsAppChannel:
         chosen = message.metadata.get(LANGUAGE_KEY) or self.config.template_language
         return chosen or message.locale.replace("-", "_")
 
+    def verify_callback(self, request: CallbackRequest) -> None:
+        """The GET handshake (verify_token) or X-Hub-Signature-256 (app_secret)."""
+        meta_webhooks.verify(
+            _secret(self.config.app_secret), _secret(self.config.verify_token), request
+        )
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        """Statuses become delivery reports (wamid), messages inbound messages (wa_id)."""
+        return meta_webhooks.parse_whatsapp(request, self.config.phone_number_id)
+
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)
         resp = await self.http.request("POST", self.url, json=body, headers=self._headers)
@@ -181,6 +206,10 @@ class WhatsAppChannel:
                 http_status=resp.status,
             )
         raise graph_error(resp, self.provider, TRANSIENT_CODES)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _template_params(raw: str | None) -> list[str]:

@@ -102,6 +102,13 @@ class CallbackService:
                     )
                     if msg is None:
                         ignored += 1
+                        if report.contact_unusable and report.recipient:
+                            await store.mark_unusable(
+                                conn,
+                                row.tenant_id,
+                                report.recipient.lower(),
+                                f"{report.raw_status} {report.error_code or ''} {now:%Y-%m-%d}".strip(),
+                            )
                         continue
                     detail = f"{provider} reports {report.raw_status}" + (
                         f" ({report.error_code}: {report.error})"
