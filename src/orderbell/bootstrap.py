@@ -16,6 +16,7 @@ from orderbell.crypto import SecretBox, load_or_create_key
 from orderbell.engine.callbacks import CallbackService
 from orderbell.engine.dispatch import Dispatcher, DispatchSettings
 from orderbell.engine.followups import FollowupTimer
+from orderbell.engine.inbound import InboundHandler
 from orderbell.engine.inbox import InboxProcessor
 from orderbell.engine.ingest import Ingestor, utcnow
 from orderbell.engine.metrics import Metrics
@@ -122,7 +123,16 @@ def build(
         ingestor=ingestor,
         webhooks=webhooks,
         orders=orders,
-        callbacks=CallbackService(db, tenants, channels, clock=clock, metrics=metrics),
+        callbacks=CallbackService(
+            db,
+            tenants,
+            channels,
+            clock=clock,
+            metrics=metrics,
+            on_inbound=InboundHandler(
+                db, tenants, channels, ingestor, clock=clock, public_url=settings.public_url
+            ),
+        ),
         clock=clock,
         throttle=Throttle(redis_url=settings.redis_url, clock=lambda: clock().timestamp()),
     )

@@ -43,6 +43,7 @@ from orderbell.engine.metrics import Metrics
 from orderbell.engine.tenants import ChannelPool, TenantCache, TenantConfig
 from orderbell.engine.throttle import Throttle
 from orderbell.errors import OrderBellError, PermanentSendError, SendError, TransientSendError
+from orderbell.store import inbound as inbound_store
 from orderbell.store import orders as store
 from orderbell.store import queue
 from orderbell.store.database import Database
@@ -51,6 +52,11 @@ from orderbell.store.queue import Attempt, ClaimedMessage, Outcome
 log = logging.getLogger("orderbell.dispatch")
 
 STATUS_TRIGGERS = frozenset(Trigger(s.value) for s in OrderStatus)
+#: families where free text needs the guest to have written within 24 hours (WhatsApp
+#: service window, Messenger standard window); outside it the adapter sends a template
+#: or a message tag, read from metadata ``conversation_window``
+WINDOW_FAMILIES = frozenset({ChannelFamily.WHATSAPP, ChannelFamily.MESSENGER, ChannelFamily.VIBER})
+CONVERSATION_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,17 @@ class _Prepared:
     context: dict[str, Any]
     metadata: dict[str, str]
     rendered: dict[ChannelFamily, Rendered] = field(default_factory=dict)
+    #: (kind, contact value) -> when the guest last wrote from it (messaging windows)
+    last_inbound: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def window(self, family: ChannelFamily, recipient: str | None, now: datetime) -> dict[str, str]:
+        """``conversation_window`` metadata for a route on a windowed family."""
+        kind = FAMILY_CONTACT.get(family)
+        if family not in WINDOW_FAMILIES or kind is None or not recipient:
+            return {}
+        at = self.last_inbound.get((kind.value, recipient))
+        is_open = at is not None and now - at < CONVERSATION_WINDOW
+        return {"conversation_window": "open" if is_open else "closed"}
 
 
 class Dispatcher:
@@ -197,11 +214,18 @@ class Dispatcher:
             guests = await store.load_guests(
                 conn, [c.customer_id for c in claimed if c.customer_id is not None]
             )
+            inbound = await inbound_store.last_inbound(conn, guests)
         outcomes: list[Outcome] = []
         ready: list[_Prepared] = []
         for c in claimed:
             try:
                 prepared = await self._prepare(c, order_rows, guests, now)
+                if not isinstance(prepared, Outcome) and c.customer_id is not None:
+                    prepared.last_inbound = {
+                        (kind, value): at
+                        for (cid, kind, value), at in inbound.items()
+                        if cid == c.customer_id
+                    }
             except TemplateRenderError as exc:
                 outcomes.append(
                     _final(c, MessageState.FAILED, f"template could not be rendered: {exc}", now)
@@ -334,13 +358,19 @@ class Dispatcher:
             "tracking_url": link,
             "dashboard_url": f"{self.settings.public_url}/dashboard/orders/{c.order_id}",
             # WhatsApp template body parameters, in this order: {{1}} guest first name,
-            # {{2}} order number, {{3}} location, {{4}} time (ETA or promised)
+            # {{2}} order number, {{3}} location, {{4}} time (ETA or promised) or status.
+            # WhatsApp refuses an empty parameter, so each has a fallback.
             "template_params": json.dumps(
                 [
-                    str(ctx.get("first_name") or ""),
-                    str(ctx.get("order_number") or ""),
-                    str(ctx.get("location_name") or ""),
-                    str(ctx.get("eta") or ctx.get("promised_time") or ""),
+                    str(ctx.get("first_name") or ctx.get("name") or "-"),
+                    str(ctx.get("order_number") or order["number"]),
+                    str(ctx.get("location_name") or "-"),
+                    str(
+                        ctx.get("eta")
+                        or ctx.get("promised_time")
+                        or ctx.get("status_text")
+                        or order["status"]
+                    ),
                 ]
             ),
         }
@@ -391,7 +421,11 @@ class Dispatcher:
                 subject=rendered.subject,
                 html=rendered.html,
                 locale=c.locale,
-                metadata={**p.metadata, "channel": row.name},
+                metadata={
+                    **p.metadata,
+                    "channel": row.name,
+                    **p.window(route.family, route.recipient, self._clock()),
+                },
                 status_callback_url=f"{self.settings.public_url}/v1/callbacks/{row.provider}/{row.id}",
             )
             adapter = self._channels.get(p.cfg.id, row)

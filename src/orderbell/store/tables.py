@@ -452,3 +452,30 @@ Index(
 
 #: An order's audit trail (manual overrides), newest first.
 Index("ix_audit_log_target", audit_log.c.tenant_id, audit_log.c.target, audit_log.c.id)
+
+# -- 0005: inbound messages and messaging windows (consent and two-way conversations) ----
+
+#: When the guest last wrote to us from this contact point (opens the 24-hour WhatsApp /
+#: Messenger windows). Erased with the contact point.
+contact_points.append_column(Column("last_inbound_at", UtcDateTime()))
+
+#: Every message a guest (or anyone) sent us on a two-way channel, with what we did about
+#: it in words. ``sender`` and ``text`` are personal data: erased and purged by retention.
+#: The unique key drops a provider's repeated delivery of the same inbound message.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id", ondelete="SET NULL")),
+    Column("channel", String(64), nullable=False),
+    Column("family", String(16), nullable=False),
+    Column("provider_message_id", String(200), nullable=False),
+    Column("sender", String(320)),
+    Column("text", Text),
+    Column("action", String(16), nullable=False),  # stop | start | help | inquiry | ignored
+    Column("outcome", Text, nullable=False),  # in words: what we did about it
+    Column("received_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "channel", "provider_message_id", name="uq_inbound_messages_key"),
+    Index("ix_inbound_messages_customer", "customer_id", "received_at"),
+)
