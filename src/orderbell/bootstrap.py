@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orderbell.config import Settings
-from orderbell.crypto import SecretBox, load_or_create_key
+from orderbell.crypto import LinkSigner, SecretBox, load_or_create_key
 from orderbell.engine.callbacks import CallbackService
 from orderbell.engine.dispatch import Dispatcher, DispatchSettings
 from orderbell.engine.followups import FollowupTimer
@@ -21,6 +21,7 @@ from orderbell.engine.inbox import InboxProcessor
 from orderbell.engine.ingest import Ingestor, utcnow
 from orderbell.engine.metrics import Metrics
 from orderbell.engine.overrides import OverrideService
+from orderbell.engine.privacy import PrivacyService
 from orderbell.engine.service import OrderService
 from orderbell.engine.tenants import ChannelPool, TenantCache
 from orderbell.engine.throttle import Throttle
@@ -46,11 +47,18 @@ class Container:
     callbacks: CallbackService
     clock: Callable[[], datetime] = field(default=utcnow)
     throttle: Throttle = field(default_factory=Throttle)
+    #: signs links in messages (one-click unsubscribe); derived from the secret key
+    signer: LinkSigner | None = None
     #: staff actions on orders (resend, set status, mark delayed, cancel), audited
     overrides: OverrideService = field(init=False)
+    #: data rights (export, erase, retention purge) and one-click unsubscribe
+    privacy: PrivacyService = field(init=False)
 
     def __post_init__(self) -> None:
         self.overrides = OverrideService(self.db, self.ingestor, self.tenants, clock=self.clock)
+        if self.signer is None:
+            self.signer = LinkSigner(load_or_create_key(self.settings))
+        self.privacy = PrivacyService(self.db, self.tenants, self.signer, clock=self.clock)
 
     async def run_background(self, stop: asyncio.Event, **dispatcher_args: Any) -> None:
         """What a worker process runs: the dispatcher, the inbox retries and the follow-up
@@ -76,7 +84,7 @@ class Container:
             ),
             clock=self.clock,
             metrics=self.metrics,
-            **{"throttle": self.throttle, **kwargs},
+            **{"throttle": self.throttle, "signer": self.signer, **kwargs},
         )
 
     async def aclose(self) -> None:
@@ -95,7 +103,8 @@ def build(
     """Wire the parts together. Nothing connects until first used."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
-    box = SecretBox(load_or_create_key(settings))
+    key = load_or_create_key(settings)
+    box = SecretBox(key)
     http = HttpClient()
     metrics = Metrics()
     tenants = TenantCache(db, ttl=cache_ttl)
@@ -135,4 +144,5 @@ def build(
         ),
         clock=clock,
         throttle=Throttle(redis_url=settings.redis_url, clock=lambda: clock().timestamp()),
+        signer=LinkSigner(key),
     )

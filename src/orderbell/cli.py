@@ -37,6 +37,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
 app.add_typer(keys_app, name="keys")
 app.add_typer(staff_app, name="staff")
+privacy_app = typer.Typer(
+    help="Guests' data rights: export, erase, retention purge.", no_args_is_help=True
+)
+app.add_typer(privacy_app, name="privacy")
 
 # Wrapped lines break grep and copy-paste: when not on a terminal, print wide.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -469,6 +473,83 @@ def send_test(
 
     result = run(go)
     out.print(f"sent: provider id {result.provider_message_id or '(none)'}")
+
+
+# --- data rights ---------------------------------------------------------------------
+
+Phone = Annotated[str | None, typer.Option("--phone", help="The guest's phone number.")]
+Email = Annotated[str | None, typer.Option("--email", help="The guest's email address.")]
+
+
+@privacy_app.command("export")
+def privacy_export(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    phone: Phone = None,
+    email: Email = None,
+) -> None:
+    """Print everything held about a guest as JSON (GDPR access request)."""
+    s = settings()
+
+    async def go() -> Any:
+        container = await _container(s)
+        try:
+            tenant_id = await container.privacy.tenant_id(tenant)
+            return await container.privacy.export(tenant_id, phone=phone, email=email)
+        finally:
+            await container.aclose()
+
+    data = run(go)
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    phone: Phone = None,
+    email: Email = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Who asked for it, as the audit trail shows it.")
+    ] = None,
+) -> None:
+    """Erase a guest's personal data; history and consent proofs stay under a pseudonym."""
+    s = settings()
+
+    async def go() -> Any:
+        container = await _container(s)
+        try:
+            tenant_id = await container.privacy.tenant_id(tenant)
+            return await container.privacy.erase(
+                tenant_id, phone=phone, email=email, actor=actor or "cli"
+            )
+        finally:
+            await container.aclose()
+
+    result = run(go)
+    out.print(json.dumps(result.as_dict()), highlight=False)
+
+
+@privacy_app.command("purge")
+def privacy_purge(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age, e.g. 90d, 12h (a plain number is days).")
+    ],
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: all).")] = None,
+) -> None:
+    """Retention: drop message bodies, raw order payloads and inbound texts older than N."""
+    s = settings()
+
+    async def go() -> Any:
+        from orderbell.engine.privacy import parse_duration
+
+        age = parse_duration(older_than)
+        container = await _container(s)
+        try:
+            tenant_id = None if tenant is None else await container.privacy.tenant_id(tenant)
+            return await container.privacy.purge(age, tenant_id=tenant_id)
+        finally:
+            await container.aclose()
+
+    out.print(json.dumps(run(go)), highlight=False)
 
 
 def main() -> None:

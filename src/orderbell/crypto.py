@@ -9,6 +9,9 @@ This module imports only ``orderbell.config`` and ``orderbell.errors``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import time
@@ -83,6 +86,60 @@ class SecretBox:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except (InvalidToken, UnicodeEncodeError):
             raise ConfigError(_WRONG_KEY) from None
+
+
+def derive_key(key: str, purpose: str) -> bytes:
+    """A 32-byte HMAC key for ``purpose`` derived from one Fernet key (never the key itself)."""
+    return hashlib.sha256(f"orderbell {purpose}\0".encode() + key.strip().encode()).digest()
+
+
+class LinkSigner:
+    """Signed, expiring tokens for links in messages (e.g. one-click unsubscribe).
+
+    A token is ``base64url(fields joined by '.') + '.' + base64url(HMAC-SHA256[:16])``; the
+    MAC key is derived from the secret key (the first signs; every key verifies, so links
+    survive key rotation). Fields are short strings without dots.
+    """
+
+    def __init__(self, key: str, purpose: str = "links v1") -> None:
+        self._keys = [derive_key(one, purpose) for one in split_keys(key)]
+
+    def _mac(self, key: bytes, payload: bytes) -> bytes:
+        return hmac.new(key, payload, hashlib.sha256).digest()[:16]
+
+    def sign(self, *fields: str) -> str:
+        payload = ".".join(fields).encode()
+        return f"{_b64(payload)}.{_b64(self._mac(self._keys[0], payload))}"
+
+    def verify(self, token: str) -> list[str] | None:
+        """The fields of a genuine token, or None for a forged or malformed one."""
+        head, _, tail = token.partition(".")
+        try:
+            payload, sent = _unb64(head), _unb64(tail)
+        except ValueError:
+            return None
+        if not any(hmac.compare_digest(self._mac(k, payload), sent) for k in self._keys):
+            return None
+        return payload.decode().split(".")
+
+    def pseudonym(self, value: str) -> str:
+        """A stable keyed hash of ``value`` (8 hex digits) for "erased-..." pseudonyms."""
+        return hmac.new(self._keys[0], b"pseudonym\0" + value.encode(), hashlib.sha256).hexdigest()[
+            :8
+        ]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    if not text or len(text) > 400:
+        raise ValueError("bad token")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("bad token") from exc
 
 
 def load_or_create_key(settings: Settings) -> str:

@@ -151,6 +151,20 @@ VOICE_MESSAGES: dict[str, dict[str, str]] = {
     },
 }
 
+#: Appended to the plain-text body of an email that carries an unsubscribe link
+#: (follow-ups and marketing): who sent it, the location's postal address (CAN-SPAM) and
+#: the visible unsubscribe link (Gmail/Yahoo bulk-sender rules, CASL).
+EMAIL_FOOTER: dict[str, str] = {
+    "en": "--\n{{ location_name }}{% if location_address %}, {{ location_address }}{% endif %}\n"
+    "Unsubscribe from follow-up and offer emails: {{ unsubscribe_link }}",
+    "es": "--\n{{ location_name }}{% if location_address %}, {{ location_address }}{% endif %}\n"
+    "Darte de baja de los correos de seguimiento y ofertas: {{ unsubscribe_link }}",
+}
+UNSUBSCRIBE_WORDS: dict[str, str] = {
+    "en": "Unsubscribe from follow-up and offer emails",
+    "es": "Darte de baja de los correos de seguimiento y ofertas",
+}
+
 HTML_LAYOUT: dict[str, tuple[str, str]] = {
     "en": ("Hi {{ name }},", "View your order"),
     "es": ("Hola{% if name %} {{ name }}{% endif %},", "Ver tu pedido"),
@@ -166,7 +180,9 @@ padding:10px 16px;background:#1f2933;color:#ffffff;text-decoration:none;border-r
 {button}</a></p>{{% endif %}}
 <p style="color:#616e7c;font-size:13px;">{{{{ location_name }}}}\
 {{% if location_address %}}<br>{{{{ location_address }}}}{{% endif %}}\
-{{% if location_phone %}}<br>{{{{ location_phone }}}}{{% endif %}}</p>
+{{% if location_phone %}}<br>{{{{ location_phone }}}}{{% endif %}}\
+{{% if unsubscribe_link is defined and unsubscribe_link %}}<br><a href="{{{{ unsubscribe_link }}}}" \
+style="color:#616e7c;">{unsubscribe}</a>{{% endif %}}</p>
 </body>
 </html>
 """
@@ -226,13 +242,17 @@ def _compose() -> dict[tuple[str, str, str], str]:
             templates[(name, locale, "text")] = GREETING[locale] + message + link
             templates[(name, locale, "subject")] = SUBJECTS[locale][name]
             templates[(name, locale, "html")] = _HTML.format(
-                greeting=greeting, message=_capitalised(message), button=button
+                greeting=greeting,
+                message=_capitalised(message),
+                button=button,
+                unsubscribe=UNSUBSCRIBE_WORDS[locale],
             )
             spoken = VOICE_MESSAGES[locale].get(name) or _capitalised(message)
             spoken = spoken.replace("{{ order_number }}", ORDER_SPOKEN[locale])
             spoken = spoken.replace("{{ order_spoken }}", ORDER_SPOKEN[locale])
             templates[(name, locale, "voice")] = VOICE_INTRO[locale] + spoken + VOICE_OUTRO[locale]
         templates[("_subject", locale, "subject")] = SUBJECTS[locale]["_subject"]
+        templates[("_email_footer", locale, "text")] = EMAIL_FOOTER[locale]
     return templates
 
 

@@ -29,6 +29,8 @@ from orderbell.domain.quiet_hours import zone
 PARTS: frozenset[str] = frozenset(shipped.PARTS)
 FALLBACK_LOCALE = "en"
 #: Families whose rendering carries a subject (email subject, push title, ticket subject).
+#: the template appended to an email's text when it carries an unsubscribe link
+EMAIL_FOOTER = "_email_footer"
 _WITH_SUBJECT = frozenset({ChannelFamily.EMAIL, ChannelFamily.PUSH, ChannelFamily.HELPDESK})
 
 TemplateKey = tuple[str, str, str]  # (name, locale, part)
@@ -205,6 +207,12 @@ class TemplateSet:
         if family == ChannelFamily.VOICE:
             return Rendered(text=self.render(name, "voice", locale, context))
         text = self.render(name, "text", locale, context)
+        if (
+            family == ChannelFamily.EMAIL
+            and context.get("unsubscribe_link")
+            and self.has(EMAIL_FOOTER, "text", locale)
+        ):  # follow-up/marketing email: sender, postal address, visible unsubscribe link
+            text += "\n\n" + self.render(EMAIL_FOOTER, "text", locale, context)
         subject = self.render(name, "subject", locale, context) if family in _WITH_SUBJECT else None
         html = None
         if family == ChannelFamily.EMAIL and self.has(name, "html", locale):

@@ -141,6 +141,15 @@ class CallbackService:
                             evidence=detail,
                             now=now,
                         )
+                        await store.audit(
+                            conn,
+                            tenant_id=row.tenant_id,
+                            actor=f"provider {provider}",
+                            action="consent.opt_out",
+                            target=f"customer:{msg['customer_id']}",
+                            detail=f"every purpose on {msg['family']} revoked: {detail}",
+                            at=now,
+                        )
         for message in parsed.inbound:
             if self.on_inbound is not None:
                 await self.on_inbound(row.tenant_id, row.name, message)

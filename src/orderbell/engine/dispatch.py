@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orderbell.channels.base import Channel, OutboundMessage, SendResult
+from orderbell.crypto import LinkSigner
 from orderbell.domain import consent, orders, policy, routing, sms
 from orderbell.domain.model import (
     FAMILY_CONTACT,
@@ -37,7 +38,7 @@ from orderbell.domain.model import (
 from orderbell.domain.retry import RetryPolicy
 from orderbell.domain.routing import Route
 from orderbell.domain.templates import Rendered, TemplateRenderError, build_context
-from orderbell.engine import followups
+from orderbell.engine import followups, privacy
 from orderbell.engine.ingest import order_view, utcnow
 from orderbell.engine.metrics import Metrics
 from orderbell.engine.tenants import ChannelPool, TenantCache, TenantConfig
@@ -80,6 +81,8 @@ class _Prepared:
     rendered: dict[ChannelFamily, Rendered] = field(default_factory=dict)
     #: (kind, contact value) -> when the guest last wrote from it (messaging windows)
     last_inbound: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    #: RFC 8058 headers, added to the metadata of email routes only
+    email_headers: dict[str, str] = field(default_factory=dict)
 
     def window(self, family: ChannelFamily, recipient: str | None, now: datetime) -> dict[str, str]:
         """``conversation_window`` metadata for a route on a windowed family."""
@@ -105,6 +108,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
         worker_id: str | None = None,
         throttle: Throttle | None = None,
+        signer: LinkSigner | None = None,
     ) -> None:
         self._db = db
         self._tenants = tenants
@@ -115,6 +119,7 @@ class Dispatcher:
         self._rand = rand
         self._metrics = metrics
         self._throttle = throttle or Throttle()
+        self._signer = signer  # signs unsubscribe links; None: emails carry none
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self._inflight = 0
         self._slot_freed = asyncio.Event()
@@ -318,9 +323,24 @@ class Dispatcher:
         token = order["tracking_token"]
         link = f"{self.settings.public_url}/t/{token}"
         view = order_view(order)
-        extra = None
+        extra: dict[str, Any] = {}
         if trigger == Trigger.FEEDBACK:
-            extra = {"feedback_link": followups.feedback_link(loc, tracking_link=link, order=order)}
+            extra["feedback_link"] = followups.feedback_link(loc, tracking_link=link, order=order)
+        email_headers: dict[str, str] = {}
+        if (
+            self._signer is not None
+            and c.audience == "guest"
+            and c.customer_id is not None
+            and Purpose(c.purpose) in privacy.UNSUBSCRIBE_PURPOSES
+        ):  # follow-ups and marketing: one-click unsubscribe (RFC 8058) and a visible link
+            unsubscribe = privacy.unsubscribe_url(
+                self._signer, self.settings.public_url, c.tenant_id, c.customer_id, now
+            )
+            extra["unsubscribe_link"] = unsubscribe
+            email_headers = {
+                "header:List-Unsubscribe": f"<{unsubscribe}>",
+                "header:List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
         ctx = build_context(view, guest, loc.location, now=now, tracking_link=link, extra=extra)
         replanned = None
         if len(cfg.channels) > 1:  # alternatives exist: ask the policy what is possible now
@@ -376,7 +396,7 @@ class Dispatcher:
         }
         if family == ChannelFamily.INCIDENT:  # trigger or resolve, deduplicated per order
             metadata["pagerduty_action"] = followups.incident_action(c.idempotency_key)
-        return _Prepared(c, cfg, ways, ctx, metadata)
+        return _Prepared(c, cfg, ways, ctx, metadata, email_headers=email_headers)
 
     async def _deliver(self, p: _Prepared) -> Outcome:
         """Try the routes in order: the next provider of the same family when one is down,
@@ -425,6 +445,7 @@ class Dispatcher:
                     **p.metadata,
                     "channel": row.name,
                     **p.window(route.family, route.recipient, self._clock()),
+                    **(p.email_headers if route.family == ChannelFamily.EMAIL else {}),
                 },
                 status_callback_url=f"{self.settings.public_url}/v1/callbacks/{row.provider}/{row.id}",
             )

@@ -24,6 +24,7 @@ from orderbell.engine.ingest import utcnow
 from orderbell.engine.tenants import TenantCache
 from orderbell.errors import NotFoundError, PayloadError
 from orderbell.store import board as store
+from orderbell.store import inbound as inbound_store
 from orderbell.store import orders as order_store
 from orderbell.store.database import Database
 
@@ -271,6 +272,16 @@ class GuestPageService:
         ]
         async with self._db.transaction() as conn:
             await order_store.append_consent(conn, rows)
+            await inbound_store.audit(
+                conn,
+                tenant_id=row["tenant_id"],
+                actor="guest (preference page)",
+                action="consent.opt_out",
+                target=f"customer:{row['customer_id']}",
+                detail=("every purpose" if scope == "all" else "follow-ups and marketing")
+                + " on every channel",
+                at=now,
+            )
         return [f.value for f in GUEST_FAMILIES]
 
     # -- live updates ----------------------------------------------------------------

@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from orderbell.store.tables import channels, consent_events, contact_points, message_log, messages
+from orderbell.store.tables import (
+    audit_log,
+    channels,
+    consent_events,
+    contact_points,
+    message_log,
+    messages,
+)
 
 #: a report may move a message to ``status`` only from these states (never backwards;
 #: a later success supersedes an earlier failure report, which can arrive out of order)
@@ -121,4 +128,21 @@ async def revoke_consent(
             }
             for p in purposes
         ],
+    )
+
+
+async def audit(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    actor: str,
+    action: str,
+    target: str,
+    detail: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        audit_log.insert().values(
+            tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail, at=at
+        )
     )

@@ -13,7 +13,7 @@ from orderbell import __version__
 from orderbell.bootstrap import Container
 from orderbell.web import problems
 from orderbell.web.dashboard import pages
-from orderbell.web.routes import api, callbacks, ops, webhooks
+from orderbell.web.routes import api, callbacks, ops, privacy, webhooks
 
 log = logging.getLogger("orderbell.web")
 
@@ -52,6 +52,7 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(callbacks.router)
     app.include_router(api.router)
+    app.include_router(privacy.router)
     app.include_router(ops.router)
     pages.install(app, container)  # the staff dashboard, the guest tracking page
     app.add_middleware(problems.BodyLimit, limit=container.settings.max_body_bytes)
