@@ -25,7 +25,7 @@ from tests.fakes.clover_api import FakeCloverApi
 from tests.fakes.toast_api import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeToastApi
 from tests.fakes.twilio import FakeTwilio
 
-PAYLOADS = Path("/work/shared/reference/payloads")
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 SECRETS = {
     "E2E_TWILIO_TOKEN": "",  # filled from the fake
     "E2E_TOAST_SECRET": "toast-subscription-secret-e2e",

@@ -34,7 +34,7 @@ from tests.sources.test_hubspot import (
 )
 from tests.store.dbfixtures import sqlite_template  # noqa: F401
 
-PAYLOADS = Path("/work/shared/reference/payloads")
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 AUTH_CODE = "0307e264-b33a-4913-88aa-37b10014a0b8"  # the docs' example X-Clover-Auth
 MERCHANT = "K1NGNX1AQ6JZ1"
 ORDER = "GHIVJT2ABCRSC"

@@ -49,7 +49,7 @@ from tests.store.dbfixtures import sqlite_copy, sqlite_template  # noqa: F401
 # HubSpot's documented placeholder secret and URL
 DOC_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 DOC_URL = "https://www.example.com/webhook_uri"
-PAYLOADS = Path("/work/shared/reference/payloads")
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 URL = "https://orders.example.com/v1/webhooks/hubspot/bistro-crm"
 SECRET = "hubspot-client-secret-for-tests"
 NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)

@@ -1,7 +1,7 @@
 """Shopify: the HMAC and shop checks on the raw body, the snapshot-to-status mapping, the
 guest, and (property) any delivery order of a real status stream through the real engine.
 
-Payloads are Shopify's own samples from the webhook reference (``/work/shared/reference/
+Payloads are Shopify's own samples from the webhook reference (``tests/fixtures/
 payloads``, copied into this module's ``PAYLOADS`` directory lookup) and variations of
 them. The self-computed signatures in ``self_computed_vectors.json`` were made with the
 client secret ``shpss_test_secret`` over the files' exact bytes.
@@ -40,7 +40,7 @@ from orderbell.store import tables
 from tests.engine.harness import FakeClock
 from tests.store.dbfixtures import sqlite_copy, sqlite_template  # noqa: F401 (a fixture)
 
-REFERENCE = Path("/work/shared/reference")
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures"  # copied from the reference notes
 PAYLOADS = REFERENCE / "payloads"
 SECRET = "shpss_test_secret"
 SHOP = "jsmith.myshopify.com"

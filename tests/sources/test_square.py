@@ -43,7 +43,7 @@ from tests.engine.harness import FakeClock
 from tests.fakes.square_api import FakeSquare, order
 from tests.store.dbfixtures import sqlite_copy, sqlite_template  # noqa: F401 (a fixture)
 
-REFERENCE = Path("/work/shared/reference")
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures"  # copied from the reference notes
 PAYLOADS = REFERENCE / "payloads"
 KEY = "sq-test-sig-key"
 URL = "https://example.com/webhooks/square"

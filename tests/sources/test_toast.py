@@ -34,7 +34,7 @@ from tests.sources.test_hubspot import (
 )
 from tests.store.dbfixtures import sqlite_template  # noqa: F401
 
-PAYLOADS = Path("/work/shared/reference/payloads")
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 VECTOR_SECRET = "toast-test-secret"  # the secret of self_computed_vectors.json "toast"
 VECTOR = "4BgmC3724XODM/y0QldzNLtWUXuLkRfAkMn3LAUIgz8="
 SECRET = "toast-subscription-secret-0001"
