@@ -113,8 +113,14 @@ Request = tuple[str, str, bytes, dict[str, str]]
 
 
 #: each source's guests are new guests (a distinct block of numbers per source and run)
-BLOCKS = {("generic", ""): 0, ("shopify", ""): 100_000, ("square", ""): 200_000,
-          ("generic", "warm-"): 300_000, ("shopify", "warm-"): 300_100, ("square", "warm-"): 0}
+BLOCKS = {
+    ("generic", ""): 0,
+    ("shopify", ""): 100_000,
+    ("square", ""): 200_000,
+    ("generic", "warm-"): 300_000,
+    ("shopify", "warm-"): 300_100,
+    ("square", "warm-"): 0,
+}
 
 
 def generic_requests(n: int, prefix: str) -> list[Request]:
