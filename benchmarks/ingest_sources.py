@@ -59,22 +59,24 @@ def phone(i: int) -> str:
     return f"+1212{200 + i // 10000:03d}{i % 10000:04d}"
 
 
-def serve_square(port: int, n: int, ready: Any) -> None:
-    """The fake Square API in its own process, serving N orders."""
+def serve_square(port: int, n: int, rounds: int, ready: Any) -> None:
+    """The fake Square API in its own process, serving N orders per round (and warm-up)."""
     from tests.fakes.square_api import FakeSquare, order
 
     async def main() -> None:
         fake = FakeSquare(access_token=SQUARE_TOKEN, port=port)
-        for i in range(n):
-            fake.add_order(
-                order(
-                    f"sq-{i}",
-                    state="RESERVED",
-                    phone=phone(200_000 + i),
-                    version=2,
-                    email=f"guest{200_000 + i}@example.com",
+        for rnd in range(-1, rounds):
+            base = block("square", rnd)
+            for i in range(n if rnd >= 0 else 20):
+                fake.add_order(
+                    order(
+                        f"sq-{rnd}-{i}",
+                        state="RESERVED",
+                        phone=phone(base + i),
+                        version=2,
+                        email=f"guest{base + i}@example.com",
+                    )
                 )
-            )
         await fake.start()
         ready.set()
         await asyncio.Event().wait()
@@ -112,19 +114,17 @@ tenants:
 Request = tuple[str, str, bytes, dict[str, str]]
 
 
-#: each source's guests are new guests (a distinct block of numbers per source and run)
-BLOCKS = {
-    ("generic", ""): 0,
-    ("shopify", ""): 100_000,
-    ("square", ""): 200_000,
-    ("generic", "warm-"): 300_000,
-    ("shopify", "warm-"): 300_100,
-    ("square", "warm-"): 0,
-}
+SOURCES_ORDER = ("generic", "shopify", "square")
 
 
-def generic_requests(n: int, prefix: str) -> list[Request]:
-    base = BLOCKS[("generic", prefix)]
+def block(source: str, rnd: int) -> int:
+    """Each source and round gets new guests: a block of 10,000 numbers (round -1: warm-up)."""
+    return (SOURCES_ORDER.index(source) * 10 + rnd + 1) * 10_000
+
+
+def generic_requests(n: int, rnd: int) -> list[Request]:
+    prefix = f"r{rnd}-"
+    base = block("generic", rnd)
     now = int(time.time())
     out = []
     for i in range(n):
@@ -153,8 +153,9 @@ def generic_requests(n: int, prefix: str) -> list[Request]:
     return out
 
 
-def shopify_requests(n: int, prefix: str) -> list[Request]:
-    base = BLOCKS[("shopify", prefix)]
+def shopify_requests(n: int, rnd: int) -> list[Request]:
+    prefix = f"r{rnd}-"
+    base = block("shopify", rnd)
     out = []
     for i in range(n):
         order = {
@@ -200,12 +201,13 @@ def shopify_requests(n: int, prefix: str) -> list[Request]:
     return out
 
 
-def square_requests(n: int, prefix: str) -> list[Request]:
+def square_requests(n: int, rnd: int) -> list[Request]:
+    prefix = f"r{rnd}-"
     out = []
     for i in range(n):
         # warm-up and measured run fetch the same orders; the event ids differ
         item = {
-            "order_id": f"sq-{i}",
+            "order_id": f"sq-{rnd}-{i}",
             "version": 2,
             "location_id": "FPYCBCHYMXFK1",
             "state": "OPEN",
@@ -220,7 +222,7 @@ def square_requests(n: int, prefix: str) -> list[Request]:
                 "created_at": "2026-03-02T18:00:00Z",
                 "data": {
                     "type": "order_updated",
-                    "id": f"sq-{i}",
+                    "id": f"sq-{rnd}-{i}",
                     "object": {"order_updated": item},
                 },
             }
@@ -274,7 +276,9 @@ async def drop_pg(admin: str, name: str) -> None:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     ready = multiprocessing.Event()
-    fake = multiprocessing.Process(target=serve_square, args=(port, args.n, ready), daemon=True)
+    fake = multiprocessing.Process(
+        target=serve_square, args=(port, args.n, args.rounds, ready), daemon=True
+    )
     fake.start()
     if not ready.wait(30):
         raise SystemExit("the fake Square API did not start")
@@ -292,18 +296,30 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await apply_config(container, parse_config(config(f"http://127.0.0.1:{port}"), env={}))
         # warm up: caches, prepared statements, the pooled HTTP connection
         for make in (generic_requests, shopify_requests, square_requests):
-            await run_source(container, make(20, "warm-"), 4)
-        for name, make in (
-            ("generic", generic_requests),
-            ("shopify", shopify_requests),
-            ("square", square_requests),
-        ):
-            elapsed, errors = await run_source(container, make(args.n, ""), args.concurrency)
+            await run_source(container, make(20, -1), 4)
+        # rounds alternate the sources (A B C A B C ...) so a drifting machine affects
+        # each alike; the median round is reported
+        rates: dict[str, list[float]] = {name: [] for name in SOURCES_ORDER}
+        failed: dict[str, int] = dict.fromkeys(SOURCES_ORDER, 0)
+        makers = {
+            "generic": generic_requests,
+            "shopify": shopify_requests,
+            "square": square_requests,
+        }
+        for rnd in range(args.rounds):
+            for name in SOURCES_ORDER:
+                elapsed, errors = await run_source(
+                    container, makers[name](args.n, rnd), args.concurrency
+                )
+                rates[name].append(args.n / elapsed)
+                failed[name] += errors
+        for name in SOURCES_ORDER:
+            runs = sorted(rates[name])
             results[name] = {
                 "events": args.n,
-                "seconds": round(elapsed, 3),
-                "events_per_s": round(args.n / elapsed, 1),
-                "errors": errors,
+                "rounds": [round(r, 1) for r in rates[name]],
+                "events_per_s": round(runs[len(runs) // 2], 1),
+                "errors": failed[name],
             }
     finally:
         await container.aclose()
@@ -323,6 +339,7 @@ def cli() -> None:
     parser.add_argument(
         "--postgres", help="PostgreSQL URL of a server to make a scratch database on"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     results = asyncio.run(main(args))
