@@ -135,23 +135,36 @@ class TwilioSmsChannel:
         return twilio_webhooks.parse_request(request)
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        fields = self.form(message)
-        resp = await self.http.request("POST", self.url, data=fields, basic_auth=self._auth)
-        if resp.ok:
-            payload = resp.json_or_none()
-            if not isinstance(payload, dict):
-                payload = {}
-            sid = payload.get("sid")
-            status = payload.get("status")
-            return SendResult(
-                provider_message_id=sid if isinstance(sid, str) else None,
-                provider_status=status if isinstance(status, str) else None,
-                http_status=resp.status,
-            )
-        raise _twilio_error(resp)
+        return await post_to_twilio(
+            self.http, self.url, self.form(message), self._auth, self.provider
+        )
 
 
-def _twilio_error(resp: HttpResponse) -> Exception:
+async def post_to_twilio(
+    http: HttpClient,
+    url: str,
+    fields: list[tuple[str, str]],
+    auth: tuple[str, str],
+    provider: str,
+) -> SendResult:
+    """POST a form to a 2010-04-01 resource (Messages, Calls): the ``sid``, or our error."""
+    resp = await http.request("POST", url, data=fields, basic_auth=auth)
+    if resp.ok:
+        payload = resp.json_or_none()
+        if not isinstance(payload, dict):
+            payload = {}
+        sid = payload.get("sid")
+        status = payload.get("status")
+        return SendResult(
+            provider_message_id=sid if isinstance(sid, str) else None,
+            provider_status=status if isinstance(status, str) else None,
+            http_status=resp.status,
+        )
+    raise twilio_error(resp, provider)
+
+
+def twilio_error(resp: HttpResponse, provider: str) -> Exception:
+    """Twilio's ``{"code", "message", "more_info", "status"}`` as our SendError."""
     payload = resp.json_or_none()
     code: str | None = None
     detail = ""
@@ -161,7 +174,7 @@ def _twilio_error(resp: HttpResponse) -> Exception:
         detail = str(payload.get("message") or "")
     elif resp.body:
         detail = resp.text()[:200]
-    return error_for_status(resp, TwilioSmsChannel.provider, code=code, detail=detail)
+    return error_for_status(resp, provider, code=code, detail=detail)
 
 
 __all__ = ["OPTED_OUT_CODES", "UNREACHABLE_CODES", "TwilioSmsChannel", "TwilioSmsConfig"]

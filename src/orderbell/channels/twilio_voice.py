@@ -28,7 +28,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
-from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
+from orderbell.channels.http import HttpClient
+from orderbell.channels.twilio_sms import post_to_twilio
 from orderbell.domain.model import ChannelFamily
 from orderbell.errors import PermanentSendError
 
@@ -219,33 +220,9 @@ class TwilioVoiceChannel:
         return fields
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        fields = self.form(message)
-        resp = await self.http.request("POST", self.url, data=fields, basic_auth=self._auth)
-        if resp.ok:
-            payload = resp.json_or_none()
-            if not isinstance(payload, dict):
-                payload = {}
-            sid = payload.get("sid")
-            status = payload.get("status")
-            return SendResult(
-                provider_message_id=sid if isinstance(sid, str) else None,
-                provider_status=status if isinstance(status, str) else None,
-                http_status=resp.status,
-            )
-        raise _twilio_error(resp)
-
-
-def _twilio_error(resp: HttpResponse) -> Exception:
-    payload = resp.json_or_none()
-    code: str | None = None
-    detail = ""
-    if isinstance(payload, dict):
-        if payload.get("code") is not None:
-            code = str(payload["code"])
-        detail = str(payload.get("message") or "")
-    elif resp.body:
-        detail = resp.text()[:200]
-    return error_for_status(resp, TwilioVoiceChannel.provider, code=code, detail=detail)
+        return await post_to_twilio(
+            self.http, self.url, self.form(message), self._auth, self.provider
+        )
 
 
 __all__ = ["DEFAULT_SAY_LANGUAGES", "TwilioVoiceChannel", "TwilioVoiceConfig", "say_language"]
