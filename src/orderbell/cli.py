@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import sys
@@ -105,8 +104,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
-    """API + worker in one process. On first run: migrate, create a demo tenant with the
-    local outbox channel, and print its API key. No credentials needed."""
+    """API + worker in one process (SQLite by default; no credentials needed).
+
+    On first run it migrates the database, creates a demo tenant with the local outbox
+    channel, and prints its API key."""
     s = settings()
     s = s.with_(host=host or s.host, port=port or s.port)
     setup_logging(s)
@@ -436,20 +437,22 @@ def channels(
         finally:
             await container.aclose()
 
-    with contextlib.suppress(OrderBellError):
-        rows = run(go)
-        if rows:
-            t2 = Table("tenant", "channel", "provider", "family", "priority", "settings")
-            for r in rows:
-                t2.add_row(
-                    r["tenant"],
-                    r["name"],
-                    r["provider"],
-                    r["family"],
-                    str(r["priority"]),
-                    json.dumps(r["settings"], ensure_ascii=False),
-                )
-            out.print(t2)
+    try:
+        rows = asyncio.run(go())
+    except OrderBellError:
+        rows = []  # nothing configured here yet: the provider list above is the answer
+    if rows:
+        t2 = Table("tenant", "channel", "provider", "family", "priority", "settings")
+        for r in rows:
+            t2.add_row(
+                r["tenant"],
+                r["name"],
+                r["provider"],
+                r["family"],
+                str(r["priority"]),
+                json.dumps(r["settings"], ensure_ascii=False),
+            )
+        out.print(t2)
 
 
 @app.command("send-test")
