@@ -10,6 +10,7 @@ location's time zone and formatted for a locale by Babel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -263,7 +264,9 @@ def format_local_time(when: datetime | None, *, tz: str, locale: str, now: datet
     return _plain(text)
 
 
+@functools.lru_cache(maxsize=1024)
 def _display_phone(phone: str | None) -> str:
+    """The location's number as guests read it (parsed once per number, not per message)."""
     if not phone:
         return ""
     try:

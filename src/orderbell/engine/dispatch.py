@@ -75,6 +75,7 @@ class _Prepared:
 
     claim: ClaimedMessage
     cfg: TenantConfig
+    #: the planned route first; the alternatives are computed only when it fails (``more``)
     routes: list[Route]
     context: dict[str, Any]
     metadata: dict[str, str]
@@ -83,6 +84,20 @@ class _Prepared:
     last_inbound: dict[tuple[str, str], datetime] = field(default_factory=dict)
     #: RFC 8058 headers, added to the metadata of email routes only
     email_headers: dict[str, str] = field(default_factory=dict)
+    #: computes every route (planned first) by asking the policy again; None once done
+    more: Callable[[], list[Route]] | None = None
+    #: another channel of the planned route's family is configured (a failover target)
+    same_family_elsewhere: bool = False
+
+    def expand(self) -> None:
+        """Replace the planned route by the full ordered list, once."""
+        if self.more is not None:
+            self.routes, self.more = self.more(), None
+
+    def failover_possible(self, i: int) -> bool:
+        if self.more is not None:  # not expanded: only the planned route is known
+            return i == 0 and self.same_family_elsewhere
+        return routing.same_family_next(self.routes, i)
 
     def window(self, family: ChannelFamily, recipient: str | None, now: datetime) -> dict[str, str]:
         """``conversation_window`` metadata for a route on a windowed family."""
@@ -342,8 +357,10 @@ class Dispatcher:
                 "header:List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
         ctx = build_context(view, guest, loc.location, now=now, tracking_link=link, extra=extra)
-        replanned = None
-        if len(cfg.channels) > 1:  # alternatives exist: ask the policy what is possible now
+        available = cfg.channels_for(loc.id or None)
+
+        def every_route() -> list[Route]:
+            """Ask the policy what is possible now (contacts, consent): only on a failure."""
             replanned = next(
                 (
                     m
@@ -353,22 +370,25 @@ class Dispatcher:
                         rules=cfg.rules_for(loc.id or None),
                         guest=guest,
                         location=loc.location,
-                        channels=cfg.channels_for(loc.id or None),
-                        now=now,
+                        channels=available,
+                        now=self._clock(),
                         event_key=c.idempotency_key,
                     )
                     if m.audience == c.audience
                 ),
                 None,
             )
-        ways = routing.routes(
-            channel=row.name,
-            family=family,
-            recipient=c.recipient,
-            replanned=replanned,
-            channels=cfg.channels_for(loc.id or None),
-            guest=guest,
-        )
+            return routing.routes(
+                channel=row.name,
+                family=family,
+                recipient=c.recipient,
+                replanned=replanned,
+                channels=available,
+                guest=guest,
+            )
+
+        first = routing.Route(row.name, family, c.recipient)
+        elsewhere = any(a.family == family and a.name != row.name for a in available)
         metadata = {
             "message_id": str(c.id),
             "order_id": str(c.order_id),
@@ -396,7 +416,16 @@ class Dispatcher:
         }
         if family == ChannelFamily.INCIDENT:  # trigger or resolve, deduplicated per order
             metadata["pagerduty_action"] = followups.incident_action(c.idempotency_key)
-        return _Prepared(c, cfg, ways, ctx, metadata, email_headers=email_headers)
+        return _Prepared(
+            c,
+            cfg,
+            [first],
+            ctx,
+            metadata,
+            email_headers=email_headers,
+            more=every_route if len(cfg.channels) > 1 else None,
+            same_family_elsewhere=elsewhere,
+        )
 
     async def _deliver(self, p: _Prepared) -> Outcome:
         """Try the routes in order: the next provider of the same family when one is down,
@@ -407,11 +436,20 @@ class Dispatcher:
         notes: list[tuple[str, str]] = []
         number = c.attempts
         last_error: SendError | None = None
-        for i, route in enumerate(p.routes):
+        i = -1
+        while True:
+            i += 1
+            if i >= len(p.routes):
+                if p.more is None:
+                    break
+                p.expand()
+                if i >= len(p.routes):
+                    break
+            route = p.routes[i]
             row = p.cfg.channels.get(route.channel)
             if row is None:
                 continue
-            failover = routing.same_family_next(p.routes, i)
+            failover = p.failover_possible(i)
             if c.audience == "guest" and FAMILY_CONTACT.get(route.family) and not route.recipient:
                 notes.append(("fallback", f"{route.channel}: no {route.family.value} contact"))
                 continue
@@ -503,6 +541,7 @@ class Dispatcher:
             transient = isinstance(result, TransientSendError)
             if transient and not failover:
                 break  # no other provider for this family: retry later, from the top
+            p.expand()  # it failed: now the alternatives are worth computing
             if i + 1 < len(p.routes):  # another route will be tried: say why we moved on
                 code = f" [code {result.code}]" if result.code else ""
                 step = "failover" if transient else "fallback"
