@@ -442,7 +442,9 @@ def channels(
     except OrderBellError:
         rows = []  # nothing configured here yet: the provider list above is the answer
     if rows:
-        t2 = Table("tenant", "channel", "provider", "family", "priority", "settings")
+        t2 = Table(
+            "tenant", "channel", "provider", "family", "priority", "callback URL", "settings"
+        )
         for r in rows:
             t2.add_row(
                 r["tenant"],
@@ -450,6 +452,7 @@ def channels(
                 r["provider"],
                 r["family"],
                 str(r["priority"]),
+                r["callback_url"] or "-",
                 json.dumps(r["settings"], ensure_ascii=False),
             )
         out.print(t2)

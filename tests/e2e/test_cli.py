@@ -55,6 +55,9 @@ def test_listings_mask_secrets_and_send_test_reaches_the_provider(tmp_path: Path
         assert "twilio_sms" in listing and "sendgrid" in listing and "outbox" in listing
         assert twilio.auth_token not in listing
         assert "****" in listing
+        # where to point the provider's callbacks: the table may wrap it, so unwrap
+        flat = "".join(line.strip(" │┃|") for line in listing.splitlines())
+        assert "/v1/callbacks/twilio_sms/" in flat, listing
 
         sources = cli(env, "sources").stdout
         assert "generic" in sources and "/v1/webhooks/generic/" in sources

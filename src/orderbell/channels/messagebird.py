@@ -20,6 +20,8 @@ MessageBird renamed itself Bird (bird.com) and is moving customers from its lega
     subscriptions. Our ``message_id`` rides along as ``reference``.
 
 Both: 429 and 5xx are transient; other 4xx permanent. Neither API has an idempotency key.
+Delivery reports and inbound SMS come back to ``/v1/callbacks/messagebird/{channel}``,
+signed with the webhook ``signing_key`` (see ``messagebird_webhooks``).
 """
 
 from __future__ import annotations
@@ -29,10 +31,17 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
+from orderbell.channels import messagebird_webhooks
+from orderbell.channels.base import (
+    Callback,
+    CallbackRequest,
+    ChannelConfig,
+    OutboundMessage,
+    SendResult,
+)
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
-from orderbell.errors import PermanentSendError
+from orderbell.errors import PermanentSendError, SignatureError
 
 E164_RE = re.compile(r"^\+[1-9]\d{1,14}$")
 UUID_RE = re.compile(
@@ -60,6 +69,18 @@ class MessageBirdConfig(ChannelConfig):
         default=None,
         description="API root; default https://conversations.messagebird.com or "
         "https://api.bird.com by api; point it at a fake in tests",
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="webhook signing key: the one set on the Bird webhook subscription "
+        "(bird) or the account's signing key in the MessageBird dashboard (conversations); "
+        "without it, delivery reports and replies are refused",
+    )
+    signature_tolerance_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=86400,
+        description="bird: how far messagebird-request-timestamp may be from now",
     )
     send_status_callback: bool = Field(
         default=True,
@@ -103,7 +124,7 @@ class MessageBirdChannel:
         "https://docs.bird.com/api/channels-api/supported-channels/programmable-sms"
     )
     Config: ClassVar[type[MessageBirdConfig]] = MessageBirdConfig
-    secret_fields: ClassVar[tuple[str, ...]] = ("access_key",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_key", "signing_key")
     max_body_chars: ClassVar[int | None] = None
     rate_limit_per_second: ClassVar[float | None] = None
 
@@ -145,6 +166,26 @@ class MessageBirdChannel:
         if self.config.send_status_callback and message.status_callback_url:
             body["reportUrl"] = message.status_callback_url
         return body
+
+    def verify_callback(self, request: CallbackRequest) -> None:
+        """Bird signs with ``messagebird-signature`` + timestamp, MessageBird with
+        ``MessageBird-Signature-JWT``; both keyed with the webhook signing key."""
+        if self.config.signing_key is None:
+            raise SignatureError(
+                "this MessageBird channel has no signing_key: set it to verify callbacks"
+            )
+        key = self.config.signing_key.get_secret_value()
+        if self.config.api == "bird":
+            messagebird_webhooks.verify_bird(
+                key, request, tolerance_seconds=self.config.signature_tolerance_seconds
+            )
+        else:
+            messagebird_webhooks.verify_jwt(key, request)
+
+    def parse_callback(self, request: CallbackRequest) -> Callback:
+        if self.config.api == "bird":
+            return messagebird_webhooks.parse_bird(request)
+        return messagebird_webhooks.parse_conversations(request)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)

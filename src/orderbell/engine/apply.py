@@ -195,7 +195,20 @@ async def configured_channels(container: Container) -> list[dict[str, Any]]:
             settings.update(secret_values)
             sealed = tuple(secret_values)
         hidden = tuple(cls.secret_fields if cls else ()) + sealed
-        out.append({**dict(r), "settings": mask_secrets(settings, hidden), "secrets": None})
+        takes_callbacks = cls is not None and hasattr(cls, "verify_callback")
+        callback_url = (
+            f"{container.settings.public_url}/v1/callbacks/{r['provider']}/{r['id']}"
+            if takes_callbacks
+            else None
+        )
+        out.append(
+            {
+                **dict(r),
+                "settings": mask_secrets(settings, hidden),
+                "secrets": None,
+                "callback_url": callback_url,
+            }
+        )
     return out
 
 

@@ -218,6 +218,7 @@ async def list_integrations(conn: AsyncConnection) -> list[Mapping[str, Any]]:
 async def list_channels(conn: AsyncConnection) -> list[Mapping[str, Any]]:
     rows = await conn.execute(
         sa.select(
+            channels.c.id,
             channels.c.name,
             channels.c.provider,
             channels.c.family,
