@@ -61,12 +61,15 @@ class Container:
         self.privacy = PrivacyService(self.db, self.tenants, self.signer, clock=self.clock)
 
     async def run_background(self, stop: asyncio.Event, **dispatcher_args: Any) -> None:
-        """What a worker process runs: the dispatcher, the inbox retries and the follow-up
-        timer pass (late orders, incidents), until ``stop``."""
+        """What a worker process runs: the dispatcher, the inbox retries, the follow-up
+        timer pass (late orders, incidents) and the retention purge, until ``stop``."""
         inbox = InboxProcessor(self.db, self.webhooks, clock=self.clock)
         timer = FollowupTimer(self.db, self.tenants, self.ingestor, clock=self.clock)
         await asyncio.gather(
-            self.dispatcher(**dispatcher_args).run(stop), inbox.run(stop), timer.run(stop)
+            self.dispatcher(**dispatcher_args).run(stop),
+            inbox.run(stop),
+            timer.run(stop),
+            self.privacy.run_retention(stop),
         )
 
     def dispatcher(self, **kwargs: Any) -> Dispatcher:

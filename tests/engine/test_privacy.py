@@ -294,6 +294,61 @@ async def test_retention_purge_drops_old_bodies_only(fapp: App) -> None:
         parse_duration("soon")
 
 
+async def test_retention_days_in_the_config_is_applied_by_the_worker_in_batches(
+    fapp: App,
+) -> None:
+    import asyncio
+
+    from orderbell.engine.apply import apply_config
+    from orderbell.engine.configfile import parse_config
+    from tests.engine.harness import OTHER_SECRET, WEBHOOK_SECRET
+    from tests.engine.test_followups import config_text
+
+    olds = [await email_order(fapp, f"D-{i}") for i in range(1, 4)]
+    await worker(fapp).drain()
+    await move_to(fapp, 31 * 24 * 60)
+    new = await email_order(fapp, "D-9")
+    await worker(fapp).drain()
+    # Nothing configured: the worker's pass purges nothing.
+    assert await fapp.container.privacy.apply_retention() == {}
+    for o in olds:
+        assert any(m.body for m in await messages_of(fapp, o))
+
+    text = config_text(fapp.twilio, fapp.sendgrid, "").replace(
+        "    name: Bistro Group\n", "    name: Bistro Group\n    retention_days: 30\n", 1
+    )
+    assert "retention_days: 30" in text
+    env = {
+        "T_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "T_OTHER_SECRET": OTHER_SECRET,
+        "T_TWILIO_TOKEN": fapp.twilio.auth_token,
+        "T_SENDGRID_KEY": fapp.sendgrid.api_key,
+    }
+    await apply_config(fapp.container, parse_config(text, env=env))
+    tenant = await one(fapp.db, tables.tenants, tables.tenants.c.id == fapp.tenant_id)
+    assert tenant.retention_days == 30
+
+    # One row of each kind per transaction: the loop still gets through all of them.
+    totals = await fapp.container.privacy.purge(timedelta(days=30), batch=1)
+    assert totals["message_bodies"] >= 3 and totals["order_event_payloads"] >= 3
+    for o in olds:
+        assert all(m.body is None for m in await messages_of(fapp, o))
+    assert any(m.body for m in await messages_of(fapp, new))
+
+    # The worker's own pass (run_background starts it) finds the newer order still young.
+    stop = asyncio.Event()
+    task = asyncio.create_task(fapp.container.privacy.run_retention(stop, interval=0.01))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert any(m.body for m in await messages_of(fapp, new))
+    await move_to(fapp, 62 * 24 * 60)  # minutes from the start
+    done = await fapp.container.privacy.apply_retention()
+    assert done[fapp.tenant_id]["message_bodies"] >= 1
+    assert fapp.other_tenant_id not in done
+    assert all(m.body is None for m in await messages_of(fapp, new))
+
+
 # -- audit: every consent change and manual resend says who -------------------------------
 
 

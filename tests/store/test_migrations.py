@@ -53,6 +53,7 @@ async def test_partial_indexes_have_their_predicates(db: Database) -> None:
     assert "WHERE" in definitions["ix_messages_due"]
     assert "'planned'" in definitions["ix_messages_due"]
     assert "'sending'" in definitions["ix_messages_leased"]
+    assert "body IS NOT NULL" in definitions["ix_messages_purgeable"]
     assert "WHERE" not in definitions["ix_messages_order"]
 
 

@@ -41,7 +41,9 @@ async def apply_config(container: Container, cfg: ConfigFile) -> ApplyReport:
 
 async def _apply_tenant(conn: Any, container: Container, t: TenantSpec, now: Any) -> str:
     box = container.box
-    tenant_id, created = await setup.upsert_tenant(conn, t.slug, t.name, now)
+    tenant_id, created = await setup.upsert_tenant(
+        conn, t.slug, t.name, now, retention_days=t.retention_days
+    )
     loc_ids: dict[str, int] = {}
     for loc in t.locations:
         loc_ids[loc.slug] = await setup.upsert_location(

@@ -349,6 +349,8 @@ class TenantSpec(_Spec):
     channels: list[ChannelSpec] = Field(default_factory=list)
     rules: list[RuleSpec] | None = None  # None: DEFAULT_RULES
     templates: list[TemplateSpec] = Field(default_factory=list)
+    #: purge message texts, raw order payloads and guests' replies after this many days
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
 
     def effective_rules(self) -> list[RuleSpec]:
         return list(self.rules) if self.rules is not None else default_rules()

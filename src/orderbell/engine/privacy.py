@@ -8,7 +8,8 @@
   replaced by a pseudonym ("erased-1a2b3c4d") and identifiers scrubbed from free text.
   Audited as ``privacy.erase`` with the actor.
 * **Retention purge**: message bodies and subjects, raw order payloads and inbound texts
-  older than N days.
+  older than N days: on demand (``orderbell privacy purge``) and, for tenants with
+  ``retention_days`` in the configuration, by every worker once an hour.
 * **One-click unsubscribe** (RFC 8058, CAN-SPAM): every follow-up and marketing email
   carries a signed link ``/u/<token>`` naming the tenant, the guest and the family
   (email), valid for 60 days (CAN-SPAM asks 30, CASL 60). POSTing it revokes follow-ups
@@ -18,6 +19,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +41,11 @@ from orderbell.store import privacy as store
 from orderbell.store import setup
 from orderbell.store.database import Database
 
+log = logging.getLogger("orderbell.privacy")
+#: rows of each kind purged per transaction
+PURGE_BATCH = 5000
+#: how often a worker applies the tenants' retention periods
+RETENTION_INTERVAL_SECONDS = 3600.0
 #: how long an unsubscribe link keeps working after the email is sent
 UNSUBSCRIBE_VALID = timedelta(days=60)
 #: what one-click unsubscribe revokes: the mailing "list"; order updates stay on
@@ -222,12 +231,50 @@ class PrivacyService:
             )
         return EraseResult(tenant_id, customer_id, counts)
 
-    async def purge(self, older_than: timedelta, *, tenant_id: int | None = None) -> dict[str, int]:
+    async def purge(
+        self, older_than: timedelta, *, tenant_id: int | None = None, batch: int = PURGE_BATCH
+    ) -> dict[str, int]:
+        """Purge what is older than ``older_than``, ``batch`` rows of each kind per
+        transaction, so a large backlog never holds locks for long."""
         before = self._clock() - older_than
-        async with self._db.transaction() as conn:
-            return await store.purge(
-                conn, before=before, tenant_ids=None if tenant_id is None else [tenant_id]
-            )
+        totals: dict[str, int] = {}
+        while True:
+            async with self._db.transaction() as conn:
+                counts = await store.purge(
+                    conn,
+                    before=before,
+                    tenant_ids=None if tenant_id is None else [tenant_id],
+                    limit=batch,
+                )
+            for kind, n in counts.items():
+                totals[kind] = totals.get(kind, 0) + n
+            if all(n < batch for n in counts.values()):
+                return totals
+
+    async def apply_retention(self) -> dict[int, dict[str, int]]:
+        """Purge each tenant's data older than its ``retention_days``."""
+        async with self._db.read() as conn:
+            periods = await store.retention_settings(conn)
+        done: dict[int, dict[str, int]] = {}
+        for tenant_id, days in periods:
+            counts = await self.purge(timedelta(days=days), tenant_id=tenant_id)
+            done[tenant_id] = counts
+            if any(counts.values()):
+                log.info("retention (%d days) purged for tenant %d: %s", days, tenant_id, counts)
+        return done
+
+    async def run_retention(
+        self, stop: asyncio.Event, interval: float = RETENTION_INTERVAL_SECONDS
+    ) -> None:
+        """What a worker runs: apply retention now and then every ``interval`` seconds
+        (several workers may run it at once: purging twice changes nothing)."""
+        while not stop.is_set():
+            try:
+                await self.apply_retention()
+            except Exception:  # a bug must not stop the worker; the next pass retries
+                log.exception("retention pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
 
     # -- one-click unsubscribe ----------------------------------------------------------
 

@@ -26,6 +26,10 @@ version: 1
 tenants:
   - slug: demo                      # lower-case letters, digits and '-'
     name: Demo Restaurants
+    # Keep message texts, raw order payloads and guests' replies this many days; workers
+    # then purge them (rows, states and consent proofs stay). Absent: kept until you run
+    # `orderbell privacy purge`.
+    # retention_days: 90
 
     locations:
       - slug: downtown

@@ -29,6 +29,7 @@ from orderbell.store.tables import (
     messages,
     order_events,
     orders,
+    tenants,
 )
 
 
@@ -250,22 +251,33 @@ async def erase(
 
 
 async def purge(
-    conn: AsyncConnection, *, before: datetime, tenant_ids: Sequence[int] | None = None
+    conn: AsyncConnection,
+    *,
+    before: datetime,
+    tenant_ids: Sequence[int] | None = None,
+    limit: int | None = None,
 ) -> dict[str, int]:
     """Retention: drop message bodies and subjects, raw order event payloads and inbound
-    texts older than ``before``. Rows, states, times and reasons stay."""
+    texts older than ``before``; at most ``limit`` rows of each kind per call, so a
+    caller can purge a large backlog in short transactions. Rows, states, times and
+    reasons stay."""
 
     def tenant(col: Any) -> Any:
         return sa.true() if tenant_ids is None else col.in_(list(tenant_ids))
 
-    result = await conn.execute(
-        messages.update()
-        .where(
+    def first(select: Any) -> Any:
+        return select if limit is None else select.limit(limit)
+
+    # body IS NOT NULL matches ix_messages_purgeable, so only bodies still held are read.
+    held = first(
+        sa.select(messages.c.id).where(
             messages.c.created_at < before,
+            messages.c.body.is_not(None),
             tenant(messages.c.tenant_id),
-            sa.or_(messages.c.body.is_not(None), messages.c.subject.is_not(None)),
         )
-        .values(body=None, subject=None)
+    )
+    result = await conn.execute(
+        messages.update().where(messages.c.id.in_(held)).values(body=None, subject=None)
     )
     counts = {"message_bodies": int(result.rowcount or 0)}
     event_where = [order_events.c.received_at < before, order_events.c.payload.is_not(None)]
@@ -275,19 +287,33 @@ async def purge(
                 sa.select(orders.c.id).where(orders.c.tenant_id.in_(list(tenant_ids)))
             )
         )
-    result = await conn.execute(order_events.update().where(*event_where).values(payload=None))
-    counts["order_event_payloads"] = int(result.rowcount or 0)
+    events = first(sa.select(order_events.c.id).where(*event_where))
     result = await conn.execute(
-        inbound_messages.update()
-        .where(
+        order_events.update().where(order_events.c.id.in_(events)).values(payload=None)
+    )
+    counts["order_event_payloads"] = int(result.rowcount or 0)
+    texts = first(
+        sa.select(inbound_messages.c.id).where(
             inbound_messages.c.received_at < before,
             tenant(inbound_messages.c.tenant_id),
             inbound_messages.c.text.is_not(None),
         )
-        .values(text=None)
+    )
+    result = await conn.execute(
+        inbound_messages.update().where(inbound_messages.c.id.in_(texts)).values(text=None)
     )
     counts["inbound_texts"] = int(result.rowcount or 0)
     return counts
+
+
+async def retention_settings(conn: AsyncConnection) -> list[tuple[int, int]]:
+    """(tenant id, retention days) of every tenant that has a retention period."""
+    rows = await conn.execute(
+        sa.select(tenants.c.id, tenants.c.retention_days)
+        .where(tenants.c.retention_days.is_not(None))
+        .order_by(tenants.c.id)
+    )
+    return [(int(r.id), int(r.retention_days)) for r in rows]
 
 
 async def consent_rows(

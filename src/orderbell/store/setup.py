@@ -81,14 +81,15 @@ async def find_tenant(conn: AsyncConnection, slug: str) -> int | None:
 
 
 async def upsert_tenant(
-    conn: AsyncConnection, slug: str, name: str, now: datetime
+    conn: AsyncConnection, slug: str, name: str, now: datetime, retention_days: int | None = None
 ) -> tuple[int, bool]:
     existing = await find_tenant(conn, slug)
+    values = {"name": name, "retention_days": retention_days}
     if existing is not None:
-        await conn.execute(tenants.update().where(tenants.c.id == existing).values(name=name))
+        await conn.execute(tenants.update().where(tenants.c.id == existing).values(**values))
         return existing, False
     result = await conn.execute(
-        tenants.insert().values(slug=slug, name=name, created_at=now).returning(tenants.c.id)
+        tenants.insert().values(slug=slug, created_at=now, **values).returning(tenants.c.id)
     )
     return int(result.scalar_one()), True
 

@@ -78,6 +78,8 @@ tenants = Table(
     Column("slug", String(64), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     _created(),
+    #: purge message bodies, raw payloads and inbound texts after this many days (None: keep)
+    Column("retention_days", Integer),
 )
 
 api_keys = Table(
@@ -315,6 +317,13 @@ messages = Table(
         "lease_until",
         postgresql_where=sa.text("state = 'sending'"),
         sqlite_where=sa.text("state = 'sending'"),
+    ),
+    # Retention finds the bodies still held, oldest first, without scanning the table.
+    Index(
+        "ix_messages_purgeable",
+        "created_at",
+        postgresql_where=sa.text("body IS NOT NULL"),
+        sqlite_where=sa.text("body IS NOT NULL"),
     ),
 )
 
