@@ -217,3 +217,10 @@ def test_reason_is_always_words(events: list[ConsentEvent], purpose: Purpose) ->
     decision = decide(events, EMAIL, purpose)
     assert decision.reason
     assert (decision.skip is None) == decision.allowed
+
+
+def test_spanish_keywords_are_answered_in_spanish() -> None:
+    from orderbell.domain.consent import keyword_language
+
+    assert keyword_language("¡BAJA!") == "es" and keyword_language(" ayuda ") == "es"
+    assert keyword_language("STOP") is None and keyword_language("where is my order") is None

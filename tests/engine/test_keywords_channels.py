@@ -45,6 +45,7 @@ from orderbell.domain.consent import (
     STOP_WORDS,
     KeywordAction,
     keyword_action,
+    keyword_language,
 )
 from orderbell.domain.model import ChannelFamily, Purpose, Rule, Trigger
 from orderbell.engine.apply import apply_config
@@ -690,7 +691,9 @@ async def test_stop_confirms_once_and_stops_the_retry_the_followup_and_new_updat
     await env.reply(first, repeated)  # the provider delivers the same message again
     await env.reply(second)  # the guest sends another STOP
     (confirmation,) = env.texts()
-    assert "unsubscribed" in confirmation and case.label in confirmation
+    # a Spanish keyword ("cancelar") is answered in Spanish
+    unsubscribed = "te has dado de baja" if keyword_language(first) else "unsubscribed"
+    assert unsubscribed in confirmation and case.label in confirmation
     assert "START" in confirmation and LOCATION in confirmation
     requests_after_stop = len(env.fake.requests)
     assert requests_after_stop == 2  # the failed update and the one confirmation
@@ -738,7 +741,9 @@ async def test_start_after_stop_sends_updates_again_and_records_the_grant(env: E
     await env.reply(case.start_word)
     texts = env.texts()
     assert len(texts) == 3
-    assert "unsubscribed" in texts[1]
+    assert ("te has dado de baja" if keyword_language(case.stop_words[0]) else "unsubscribed") in (
+        texts[1]
+    )
     assert "subscribed again" in texts[2] and case.label in texts[2]
     start_at = env.clock()
 
@@ -776,7 +781,14 @@ async def test_help_answers_on_the_channel_with_name_contact_and_opt_out(env: En
     answer = texts[1]
     assert LOCATION in answer  # who is writing
     assert LOCATION_PHONE in answer  # how to reach them
-    assert "Reply STOP to opt out" in answer  # how to stop
+    if keyword_language(case.help_word) == "es":  # "ayuda" is answered in Spanish
+        assert "Responde BAJA para darte de baja" in answer  # how to stop
+    else:
+        assert "Reply STOP to opt out" in answer  # how to stop
+    # the carriers' "Msg & data rates may apply" belongs on SMS, not on chat apps
+    assert ("rates may apply" in answer or "tarifas de mensajes" in answer) == (
+        case.family == ChannelFamily.SMS
+    )
     # HELP changes no consent and is recorded as a HELP answer on this channel.
     assert await count(env.db, tables.consent_events) == 0
     (inbound,) = await rows(env.db, tables.inbound_messages)

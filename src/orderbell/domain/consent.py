@@ -192,6 +192,17 @@ HELP_WORDS: frozenset[str] = frozenset({"help", "info", "ayuda"})
 _PUNCT = re.compile(r"[\s.!¡?¿,;:\"']+")
 
 
+#: the keywords that are Spanish words: a guest who writes one gets the answer in Spanish
+SPANISH_WORDS: frozenset[str] = frozenset(
+    {"baja", "alto", "parar", "detener", "cancelar", "alta", "ayuda"}
+)
+
+
+def keyword_language(body: str) -> str | None:
+    """``"es"`` when the reply is one of the Spanish keywords, else None."""
+    return "es" if _PUNCT.sub(" ", body).strip().casefold() in SPANISH_WORDS else None
+
+
 def keyword_action(body: str) -> KeywordAction | None:
     """Classify an inbound reply that is just an opt-out, opt-in or help keyword."""
     words = _PUNCT.sub(" ", body).strip().casefold()

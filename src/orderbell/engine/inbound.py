@@ -14,7 +14,7 @@ from there, whatever the provider:
   handled the keyword itself (Twilio Advanced Opt-Out answers STOP, START and HELP), we
   record it and send nothing, so the guest never gets two confirmations;
 * **START/UNSTOP/YES**: opt back in (not to marketing) and confirm;
-* **HELP/INFO**: the location's name and phone, "Msg & data rates may apply" and how to
+* **HELP/INFO**: the location's name and phone, "Msg & data rates may apply" (SMS) and how to
   opt out;
 * anything else from a known guest is an **inquiry**: trigger ``inquiry`` on their latest
   open order through the normal plan -> dispatch path (consent and quiet hours apply),
@@ -80,8 +80,9 @@ _REPLIES: dict[str, dict[str, str]] = {
         " Reply START to resubscribe.",
         "start": "{brand}: you are subscribed again to order updates by {family}."
         " Reply HELP for help, STOP to opt out.",
-        "help": "{brand}: order status updates.{contact} Msg & data rates may apply."
+        "help": "{brand}: order status updates.{contact}{rates}"
         " Reply STOP to opt out, START to opt back in.",
+        "rates": " Msg & data rates may apply.",
         "help_contact": " Help: call {phone}.",
         "no_order": "{brand}: we could not find an open order for you.{contact}",
         "no_order_contact": " Questions? Call {phone}.",
@@ -91,8 +92,9 @@ _REPLIES: dict[str, dict[str, str]] = {
         " mas. Responde START para volver a suscribirte.",
         "start": "{brand}: vuelves a recibir avisos de tus pedidos por {family}."
         " Responde AYUDA para ayuda, BAJA para darte de baja.",
-        "help": "{brand}: avisos sobre el estado de tus pedidos.{contact} Pueden aplicarse"
-        " tarifas de mensajes y datos. Responde BAJA para darte de baja.",
+        "help": "{brand}: avisos sobre el estado de tus pedidos.{contact}{rates}"
+        " Responde BAJA para darte de baja.",
+        "rates": " Pueden aplicarse tarifas de mensajes y datos.",
         "help_contact": " Ayuda: llama al {phone}.",
         "no_order": "{brand}: no encontramos ningun pedido abierto a tu nombre.{contact}",
         "no_order_contact": " Dudas? Llama al {phone}.",
@@ -224,7 +226,8 @@ class InboundHandler:
         guest = (await orders_store.load_guests(conn, [cid]))[cid]
         last = await store.latest_order(conn, cfg.id, cid, open_only=False)
         loc = cfg.location(last["location_id"] if last else row.location_id)
-        lang = _lang(guest, loc.location.locale)
+        # a Spanish keyword ("BAJA", "AYUDA") is answered in Spanish whatever the locale
+        lang = consent.keyword_language(message.text or "") or _lang(guest, loc.location.locale)
         label = FAMILY_LABEL.get(family, family.value)
         words = _REPLIES[lang]
         brand = loc.location.name
@@ -277,7 +280,9 @@ class InboundHandler:
                 phone = loc.location.phone
                 contact = words["help_contact"].format(phone=phone) if phone else ""
                 reply_kind = "help"
-                reply_text = words["help"].format(brand=brand, contact=contact)
+                # the carriers' "rates may apply" notice belongs to SMS only
+                rates = words["rates"] if family == ChannelFamily.SMS else ""
+                reply_text = words["help"].format(brand=brand, contact=contact, rates=rates)
                 reply_reason = (
                     f"HELP answer: the guest asked for help on {label}; a reply to their own "
                     "request (name, contact, rates and opt-out instructions)"
@@ -303,7 +308,7 @@ class InboundHandler:
             },
         )
         if reply_kind is not None:
-            key = f"reply:{row.name}:{message.provider_message_id}"[:200]
+            key = f"reply:{row.id}:{message.provider_message_id}"[:200]
             mid = await store.insert_reply(
                 conn,
                 {
