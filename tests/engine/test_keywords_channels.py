@@ -20,7 +20,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -796,3 +796,33 @@ async def test_help_answers_on_the_channel_with_name_contact_and_opt_out(env: En
     reply = await one(env.db, tables.messages, tables.messages.c.trigger == "help_reply")
     assert (reply.state, reply.channel, reply.recipient) == ("sent", env.channel, case.contact)
     assert reply.body == answer
+
+
+def _provider_answers(case: ChannelCase) -> ChannelCase:
+    settings = case.settings
+    return replace(
+        case,
+        settings=lambda fake: {**settings(fake), "provider_answers_keywords": True},
+        case_id=f"{case.ident}-provider-answers",
+    )
+
+
+PROVIDER_ANSWERS = [_provider_answers(c) for c in CASES if c.provider in ("plivo", "messagebird")]
+
+
+@pytest.mark.parametrize("case", PROVIDER_ANSWERS, ids=[c.ident for c in PROVIDER_ANSWERS])
+async def test_when_the_provider_answers_keywords_we_record_but_do_not_confirm(env: Env) -> None:
+    """The number's own opt-out service (Plivo, Bird) already answered STOP and HELP: the
+    ledger changes, no second confirmation goes out, and the history says why."""
+    await env.order()
+    await env.drain()
+    assert len(env.texts()) == 1
+    await env.reply(env.case.stop_words[0])
+    await env.reply(env.case.help_word)
+    await env.drain()
+    assert len(env.texts()) == 1  # nothing of ours after the STOP or the HELP
+    events = await rows(env.db, tables.consent_events)
+    assert events and not any(e.granted for e in events)
+    stop, help_ = await rows(env.db, tables.inbound_messages, order_by=tables.inbound_messages.c.id)
+    assert "sent the opt-out confirmation itself" in stop.outcome
+    assert (help_.action, "answered it itself" in help_.outcome) == ("help", True)

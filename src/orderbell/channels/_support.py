@@ -5,7 +5,9 @@
   secret) at another origin, so ``base_url`` can send it to a local fake;
 * ``require_text`` refuses an empty or over-long body before any request is made;
 * ``json_object`` reads a JSON object body, or an empty dict;
-* ``outside_window`` reads the engine's verdict on a messaging app's 24-hour window.
+* ``outside_window`` reads the engine's verdict on a messaging app's 24-hour window;
+* ``answered_by_provider`` marks keyword replies the provider's own opt-out service has
+  already answered (so the guest is not confirmed twice).
 
 Metadata keys the adapters read are named here, so grep finds every one.
 """
@@ -13,11 +15,14 @@ Metadata keys the adapters read are named here, so grep finds every one.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from yarl import URL
 
+from orderbell.channels.base import Callback
 from orderbell.channels.http import HttpResponse
+from orderbell.domain.consent import keyword_action
 from orderbell.errors import PermanentSendError
 
 #: "open" or "closed": whether the guest wrote to us within the app's 24-hour window
@@ -90,3 +95,18 @@ __all__ = [
     "rebase",
     "require_text",
 ]
+
+
+def answered_by_provider(callback: Callback, enabled: bool) -> Callback:
+    """With ``enabled`` (the account's own STOP/HELP auto-replies are on), every inbound
+    STOP, START or HELP keyword is marked as already answered by the provider: Order
+    Bell still records the consent change, but sends no confirmation of its own."""
+    if not enabled or not callback.inbound:
+        return callback
+    marked = tuple(
+        replace(m, provider_keyword=action.value.upper())
+        if m.provider_keyword is None and (action := keyword_action(m.text or "")) is not None
+        else m
+        for m in callback.inbound
+    )
+    return replace(callback, inbound=marked)

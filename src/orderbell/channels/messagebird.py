@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from orderbell.channels import messagebird_webhooks
+from orderbell.channels._support import answered_by_provider
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -86,6 +87,13 @@ class MessageBirdConfig(ChannelConfig):
         default=True,
         description="conversations: ask for delivery reports at Order Bell's callback URL "
         "(reportUrl); bird reports through workspace webhooks instead",
+    )
+
+    provider_answers_keywords: bool = Field(
+        default=False,
+        description="true when the account's own opt-out service already answers STOP, "
+        "START and HELP on this number: Order Bell then records the consent change but "
+        "sends no confirmation of its own, so the guest is not answered twice",
     )
 
     @field_validator("base_url")
@@ -184,8 +192,10 @@ class MessageBirdChannel:
 
     def parse_callback(self, request: CallbackRequest) -> Callback:
         if self.config.api == "bird":
-            return messagebird_webhooks.parse_bird(request)
-        return messagebird_webhooks.parse_conversations(request)
+            parsed = messagebird_webhooks.parse_bird(request)
+        else:
+            parsed = messagebird_webhooks.parse_conversations(request)
+        return answered_by_provider(parsed, self.config.provider_answers_keywords)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)

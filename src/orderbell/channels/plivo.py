@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from orderbell.channels import plivo_webhooks
+from orderbell.channels._support import answered_by_provider
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -72,6 +73,13 @@ class PlivoConfig(ChannelConfig):
         default=False,
         description="also accept callbacks signed only with the older X-Plivo-Signature-V2 "
         "(signs the URL, not the body); V3 is always preferred",
+    )
+
+    provider_answers_keywords: bool = Field(
+        default=False,
+        description="true when the account's own opt-out service already answers STOP, "
+        "START and HELP on this number: Order Bell then records the consent change but "
+        "sends no confirmation of its own, so the guest is not answered twice",
     )
 
     @field_validator("src")
@@ -148,7 +156,9 @@ class PlivoChannel:
         )
 
     def parse_callback(self, request: CallbackRequest) -> Callback:
-        return plivo_webhooks.parse_request(request)
+        return answered_by_provider(
+            plivo_webhooks.parse_request(request), self.config.provider_answers_keywords
+        )
 
     async def send(self, message: OutboundMessage) -> SendResult:
         body = self.payload(message)
