@@ -9,7 +9,8 @@ set concurrency. The fake Square API runs in its own process. Nothing is dispatc
     python benchmarks/ingest_sources.py                       # SQLite
     python benchmarks/ingest_sources.py --postgres postgresql://postgres@127.0.0.1:5432/test
 
-Prints events/s per source and each source's ratio to the generic webhook.
+Prints events/s per source and each source's ratio to the generic webhook, and the CPU
+Order Bell itself spends per event (this process only) with the same ratio.
 """
 
 from __future__ import annotations
@@ -231,7 +232,11 @@ def square_requests(n: int, rnd: int) -> list[Request]:
     return out
 
 
-async def run_source(container: Any, requests: list[Any], concurrency: int) -> tuple[float, int]:
+async def run_source(
+    container: Any, requests: list[Any], concurrency: int
+) -> tuple[float, float, int]:
+    """Wall seconds, this process's CPU seconds (Order Bell's own work: not the fake
+    Square API's process, not the database server's), and the number of failures."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
     for r in requests:
         queue.put_nowait(r)
@@ -250,9 +255,9 @@ async def run_source(container: Any, requests: list[Any], concurrency: int) -> t
                 if errors < 3:
                     print(f"  {name}: {exc!r}", file=sys.stderr)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started, errors
+    return time.perf_counter() - started, time.process_time() - cpu, errors
 
 
 async def scratch_pg(admin: str) -> str:
@@ -300,6 +305,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # rounds alternate the sources (A B C A B C ...) so a drifting machine affects
         # each alike; the median round is reported
         rates: dict[str, list[float]] = {name: [] for name in SOURCES_ORDER}
+        cpu_ms: dict[str, list[float]] = {name: [] for name in SOURCES_ORDER}
         failed: dict[str, int] = dict.fromkeys(SOURCES_ORDER, 0)
         makers = {
             "generic": generic_requests,
@@ -308,10 +314,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         }
         for rnd in range(args.rounds):
             for name in SOURCES_ORDER:
-                elapsed, errors = await run_source(
+                elapsed, cpu, errors = await run_source(
                     container, makers[name](args.n, rnd), args.concurrency
                 )
                 rates[name].append(args.n / elapsed)
+                cpu_ms[name].append(1000 * cpu / args.n)
                 failed[name] += errors
         for name in SOURCES_ORDER:
             runs = sorted(rates[name])
@@ -319,6 +326,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "events": args.n,
                 "rounds": [round(r, 1) for r in rates[name]],
                 "events_per_s": round(runs[len(runs) // 2], 1),
+                "cpu_ms_per_event": round(sorted(cpu_ms[name])[len(runs) // 2], 2),
                 "errors": failed[name],
             }
     finally:
@@ -327,8 +335,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if db_name and args.postgres:
             await drop_pg(args.postgres.replace("postgresql+asyncpg://", "postgresql://"), db_name)
     base = results["generic"]["events_per_s"]
+    base_cpu = results["generic"]["cpu_ms_per_event"]
     for r in results.values():
         r["ratio_to_generic"] = round(r["events_per_s"] / base, 3)
+        # throughput Order Bell's own CPU allows, relative to generic (fake excluded)
+        r["cpu_ratio_to_generic"] = round(base_cpu / r["cpu_ms_per_event"], 3)
     return results
 
 
@@ -348,9 +359,19 @@ def cli() -> None:
         f"Python {platform.python_version()}; database: {'PostgreSQL' if args.postgres else 'SQLite'}; "
         f"n={args.n} c={args.concurrency}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
-    print(f"{'source':<10}{'events/s':>10}{'ratio':>8}{'errors':>8}")
+    print(
+        f"{'source':<10}{'events/s':>10}{'ratio':>8}{'CPU ms/event':>14}{'CPU ratio':>11}"
+        f"{'errors':>8}"
+    )
     for name, r in results.items():
-        print(f"{name:<10}{r['events_per_s']:>10}{r['ratio_to_generic']:>8}{r['errors']:>8}")
+        print(
+            f"{name:<10}{r['events_per_s']:>10}{r['ratio_to_generic']:>8}"
+            f"{r['cpu_ms_per_event']:>14}{r['cpu_ratio_to_generic']:>11}{r['errors']:>8}"
+        )
+    print(
+        "events/s: median round, wall clock; CPU ms/event: this process only (the fake "
+        "Square API and the database run elsewhere); ratios are relative to generic"
+    )
     if args.json:
         print(json.dumps(results))
 
