@@ -117,7 +117,8 @@ def build(
         return {"path": outbox_path} if provider == "outbox" else {}
 
     channels = ChannelPool(http, box, defaults=defaults)
-    ingestor = Ingestor(db, tenants, clock=clock)
+    signer = LinkSigner(key)
+    ingestor = Ingestor(db, tenants, clock=clock, fingerprint=signer.fingerprint)
     webhooks = WebhookService(
         db, ingestor, box, metrics=metrics, clock=clock, sources=sources, ttl=cache_ttl, http=http
     )
@@ -147,5 +148,5 @@ def build(
         ),
         clock=clock,
         throttle=Throttle(redis_url=settings.redis_url, clock=lambda: clock().timestamp()),
-        signer=LinkSigner(key),
+        signer=signer,
     )

@@ -122,6 +122,13 @@ class LinkSigner:
             return None
         return payload.decode().split(".")
 
+    def fingerprint(self, value: str) -> str:
+        """A keyed hash of ``value`` (64 hex digits): matches the same value later without
+        keeping it (the suppression list of erased guests who had opted out)."""
+        return hmac.new(
+            self._keys[0], b"suppression\0" + value.encode(), hashlib.sha256
+        ).hexdigest()
+
     def pseudonym(self, value: str) -> str:
         """A stable keyed hash of ``value`` (8 hex digits) for "erased-..." pseudonyms."""
         return hmac.new(self._keys[0], b"pseudonym\0" + value.encode(), hashlib.sha256).hexdigest()[

@@ -224,3 +224,26 @@ def test_spanish_keywords_are_answered_in_spanish() -> None:
 
     assert keyword_language("¡BAJA!") == "es" and keyword_language(" ayuda ") == "es"
     assert keyword_language("STOP") is None and keyword_language("where is my order") is None
+
+
+def test_standing_opt_outs_are_the_revocations_not_since_regranted() -> None:
+    from datetime import UTC, datetime
+
+    from orderbell.domain.consent import standing_opt_outs
+    from orderbell.domain.model import ChannelFamily, ConsentEvent, Purpose
+
+    t = [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+    sms, email = ChannelFamily.SMS, ChannelFamily.EMAIL
+    events = [
+        ConsentEvent(sms, Purpose.TRANSACTIONAL, False, t[0], "keyword"),
+        ConsentEvent(sms, Purpose.TRANSACTIONAL, True, t[1], "keyword"),  # START again
+        ConsentEvent(sms, Purpose.MARKETING, False, t[1], "keyword"),
+        ConsentEvent(email, Purpose.FOLLOWUP, True, t[0], "checkout"),
+        ConsentEvent(email, Purpose.FOLLOWUP, False, t[2], "unsubscribe link"),
+    ]
+    standing = standing_opt_outs(events)
+    assert {(e.family, e.purpose) for e in standing} == {
+        (sms, Purpose.MARKETING),
+        (email, Purpose.FOLLOWUP),
+    }
+    assert standing_opt_outs([]) == []

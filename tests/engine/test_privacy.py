@@ -264,6 +264,54 @@ async def test_erase_leaves_no_personal_data_and_keeps_history(
     assert anonymous.status_code == 400  # who did it is required
 
 
+async def test_an_erased_guest_who_had_opted_out_comes_back_opted_out(fapp: App) -> None:
+    await populated(fapp)  # the guest replied STOP on SMS, then asks to be forgotten
+    result = await fapp.container.privacy.erase(fapp.tenant_id, phone=PHONE, actor="Dana")
+    assert result.counts["suppressions"] == 3  # SMS: order updates, follow-ups, marketing
+    kept = await rows(fapp.db, tables.suppressions)
+    assert {(k.kind, k.family) for k in kept} == {("phone", "sms")}
+    assert all(len(k.fingerprint) == 64 and PHONE not in k.reason for k in kept)
+    assert await scan(fapp, [PHONE, "2125550123", EMAIL, NAME]) == []
+
+    # Months later the same number orders again (as a new guest: the old one is gone).
+    await move_to(fapp, 90 * 24 * 60)
+    new = await fapp.order(
+        order_id="N-1",
+        number="N-1",
+        status="confirmed",
+        fulfillment="pickup",
+        guest={"name": "M.", "phone": "(212) 555-0123", "preferences": ["sms"]},
+    )
+    await worker(fapp).drain()
+    (confirmed,) = await messages_of(fapp, int(new.order_id), "confirmed")
+    assert confirmed.state == "skipped" and confirmed.skip_reason == "opted_out"
+    assert "(suppression list)" in confirmed.reason, confirmed.reason
+    events = await rows(
+        fapp.db, tables.consent_events, tables.consent_events.c.source == "suppression list"
+    )
+    assert len(events) == 3 and not any(e.granted for e in events)
+    assert all("kept on the suppression list" in e.evidence for e in events)
+
+    # Another number is not affected, and the guest can still opt back in with START.
+    other = await fapp.order(
+        order_id="N-2",
+        number="N-2",
+        status="confirmed",
+        fulfillment="pickup",
+        guest={"name": "Other", "phone": "+12125550199", "preferences": ["sms"]},
+    )
+    await worker(fapp).drain()
+    (sent,) = await messages_of(fapp, int(other.order_id), "confirmed")
+    assert sent.state == "sent", sent.reason
+    handler = fapp.container.callbacks.on_inbound
+    assert handler is not None
+    await handler(fapp.tenant_id, "sms", InboundMessage("SMin2", PHONE, "+15017122661", "START"))
+    await fapp.status(int(new.order_id), "ready")
+    await worker(fapp).drain()
+    (ready,) = await messages_of(fapp, int(new.order_id), "ready")
+    assert ready.state == "sent", ready.reason
+
+
 async def test_erase_by_service_and_input_checks(fapp: App) -> None:
     await email_order(fapp)
     privacy = fapp.container.privacy

@@ -157,6 +157,17 @@ def checkout_events(
     return tuple(ConsentEvent(f, p, granted=g, at=at, source=source) for f, p, g in consents)
 
 
+def standing_opt_outs(events: Iterable[ConsentEvent]) -> list[ConsentEvent]:
+    """The revocations still in force: for each (family, purpose), its latest event when
+    that event is a revocation (what an erased guest's suppression list must keep)."""
+    latest: dict[tuple[ChannelFamily, Purpose], ConsentEvent] = {}
+    for event in events:  # in ledger order: a later event replaces an earlier one
+        key = (event.family, event.purpose)
+        if key not in latest or event.at >= latest[key].at:
+            latest[key] = event
+    return [e for e in latest.values() if not e.granted]
+
+
 class KeywordAction(StrEnum):
     STOP = "stop"
     START = "start"

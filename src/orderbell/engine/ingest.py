@@ -100,11 +100,14 @@ class Ingestor:
         *,
         clock: Clock = utcnow,
         tracking_url: Callable[[str], str] | None = None,
+        fingerprint: Callable[[str], str] | None = None,
     ) -> None:
         self._db = db
         self._tenants = tenants
         self._clock = clock
         self._tracking_url = tracking_url
+        #: keyed hash of a contact point, to find it on the suppression list
+        self._fingerprint = fingerprint
 
     async def ingest(
         self,
@@ -392,12 +395,17 @@ class Ingestor:
             await store.update_customer(conn, cid, values)
         await store.add_contact_points(conn, cfg.id, cid, points, now)
         consent_rows: list[dict[str, Any]] = []
+        if created and points and self._fingerprint is not None:
+            # A guest erased after opting out comes back opted out (their STOP outlives
+            # the erasure); a consent flag in this very order, being newer, still counts.
+            consent_rows = await self._suppressed(conn, cfg.id, cid, points)
+            await store.append_consent(conn, consent_rows)
         if g.consents:
             latest: dict[tuple[ChannelFamily, Purpose], bool] = {}
             if not created:
                 current = (await store.load_guests(conn, [cid]))[cid].consent_events
                 latest = {(e.family, e.purpose): e.granted for e in current}
-            consent_rows = [
+            checkout = [
                 {
                     "tenant_id": cfg.id,
                     "customer_id": cid,
@@ -411,7 +419,8 @@ class Ingestor:
                 for fam, purpose, granted in g.consents
                 if latest.get((fam, purpose)) != granted
             ]
-            await store.append_consent(conn, consent_rows)
+            await store.append_consent(conn, checkout)
+            consent_rows += checkout
         if not created:
             return cid, None
         guest = Guest(
@@ -421,13 +430,46 @@ class Ingestor:
             preferences=tuple(g.preferences),
             consent_events=tuple(
                 ConsentEvent(
-                    ChannelFamily(r["family"]), Purpose(r["purpose"]), r["granted"], now, "checkout"
+                    ChannelFamily(r["family"]),
+                    Purpose(r["purpose"]),
+                    r["granted"],
+                    r["occurred_at"],
+                    r["source"],
                 )
                 for r in consent_rows
             ),
             timezone=g.timezone,
         )
         return cid, guest
+
+    async def _suppressed(
+        self, conn: Any, tenant_id: int, customer_id: int, points: list[tuple[ContactKind, str]]
+    ) -> list[dict[str, Any]]:
+        """Revocations for a new guest whose contact points are on the suppression list."""
+        assert self._fingerprint is not None
+        prints = [
+            (kind.value, self._fingerprint(f"{kind.value}:{value}")) for kind, value in points
+        ]
+        found = await store.find_suppressions(conn, tenant_id, prints)
+        seen: set[tuple[str, str]] = set()
+        rows = []
+        for s in sorted(found, key=lambda r: r["opted_out_at"]):
+            if (s["family"], s["purpose"]) in seen:
+                continue
+            seen.add((s["family"], s["purpose"]))
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "customer_id": customer_id,
+                    "family": s["family"],
+                    "purpose": s["purpose"],
+                    "granted": False,
+                    "source": "suppression list",
+                    "evidence": s["reason"],
+                    "occurred_at": s["opted_out_at"],
+                }
+            )
+        return rows
 
 
 def guest_points(g: GuestInfo, country: str) -> list[tuple[ContactKind, str]]:

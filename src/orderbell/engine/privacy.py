@@ -6,6 +6,9 @@
   subjects, raw order payloads and inbound texts go; history keeps ids, states, times,
   counts and the consent ledger (the proof Art. 7(1) requires), with contact values
   replaced by a pseudonym ("erased-1a2b3c4d") and identifiers scrubbed from free text.
+  Opt-outs still in force go on the tenant's suppression list as keyed hashes of the
+  contact points (no values), so a guest who ordered again would start opted out: an
+  erasure never undoes a STOP.
   Audited as ``privacy.erase`` with the actor.
 * **Retention purge**: message bodies and subjects, raw order payloads and inbound texts
   older than N days: on demand (``orderbell privacy purge``) and, for tenants with
@@ -30,7 +33,7 @@ from typing import Any
 from orderbell.crypto import LinkSigner
 from orderbell.domain import consent
 from orderbell.domain.contacts import normalise_email, normalise_phone
-from orderbell.domain.model import ChannelFamily, ContactKind, Purpose
+from orderbell.domain.model import FAMILY_CONTACT, ChannelFamily, ContactKind, Guest, Purpose
 from orderbell.engine.ingest import utcnow
 from orderbell.engine.overrides import clean_actor
 from orderbell.engine.tenants import TenantCache
@@ -213,9 +216,13 @@ class PrivacyService:
                     text = _replace_ci(text, ident, aliases[ident])
                 return text
 
+            kept = await store.add_suppressions(
+                conn, self._suppressions(tenant_id, guest, now) if guest else []
+            )
             counts = await store.erase(
                 conn, tenant_id=tenant_id, s=scope, pseudonym=pseudonym, scrub=scrub, now=now
             )
+            counts["suppressions"] = kept
             await inbound_store.audit(
                 conn,
                 tenant_id=tenant_id,
@@ -230,6 +237,31 @@ class PrivacyService:
                 at=now,
             )
         return EraseResult(tenant_id, customer_id, counts)
+
+    def _suppressions(self, tenant_id: int, guest: Guest, now: datetime) -> list[dict[str, Any]]:
+        """The guest's opt-outs still in force, for each contact point they apply to, as
+        suppression-list rows: keyed hashes, never the contact values."""
+        rows = []
+        for event in consent.standing_opt_outs(guest.consent_events):
+            kind = FAMILY_CONTACT.get(event.family)
+            for point in guest.contacts:
+                if point.kind != kind:
+                    continue
+                rows.append(
+                    {
+                        "tenant_id": tenant_id,
+                        "kind": kind.value,
+                        "fingerprint": self._signer.fingerprint(f"{kind.value}:{point.value}"),
+                        "family": event.family.value,
+                        "purpose": event.purpose.value,
+                        "opted_out_at": event.at,
+                        "reason": f"opted out on {event.at.date().isoformat()} "
+                        f"({event.source}); kept on the suppression list when the guest's "
+                        f"data was erased on {now.date().isoformat()}",
+                        "created_at": now,
+                    }
+                )
+        return rows
 
     async def purge(
         self, older_than: timedelta, *, tenant_id: int | None = None, batch: int = PURGE_BATCH

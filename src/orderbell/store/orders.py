@@ -32,6 +32,7 @@ from orderbell.store.tables import (
     messages,
     order_events,
     orders,
+    suppressions,
 )
 
 
@@ -331,3 +332,27 @@ async def insert_messages(
 async def insert_log(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         await conn.execute(message_log.insert(), list(rows))
+
+
+async def find_suppressions(
+    conn: AsyncConnection, tenant_id: int, fingerprints: Sequence[tuple[str, str]]
+) -> list[Mapping[str, Any]]:
+    """Suppression-list rows for these (contact kind, fingerprint) pairs."""
+    if not fingerprints:
+        return []
+    rows = await conn.execute(
+        sa.select(
+            suppressions.c.kind,
+            suppressions.c.fingerprint,
+            suppressions.c.family,
+            suppressions.c.purpose,
+            suppressions.c.opted_out_at,
+            suppressions.c.reason,
+        ).where(
+            suppressions.c.tenant_id == tenant_id,
+            suppressions.c.kind.in_({kind for kind, _ in fingerprints}),
+            suppressions.c.fingerprint.in_([fp for _, fp in fingerprints]),
+        )
+    )
+    wanted = set(fingerprints)
+    return [r._mapping for r in rows if (r.kind, r.fingerprint) in wanted]

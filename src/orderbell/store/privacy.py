@@ -29,6 +29,7 @@ from orderbell.store.tables import (
     messages,
     order_events,
     orders,
+    suppressions,
     tenants,
 )
 
@@ -340,3 +341,31 @@ async def customer_row(
         )
     ).first()
     return row._mapping if row else None
+
+
+async def add_suppressions(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Keep these opt-outs on the suppression list (a row already there is left alone)."""
+    if not rows:
+        return 0
+    keys = {(r["tenant_id"], r["kind"], r["fingerprint"], r["family"], r["purpose"]) for r in rows}
+    existing = await conn.execute(
+        sa.select(
+            suppressions.c.tenant_id,
+            suppressions.c.kind,
+            suppressions.c.fingerprint,
+            suppressions.c.family,
+            suppressions.c.purpose,
+        ).where(
+            suppressions.c.tenant_id.in_({k[0] for k in keys}),
+            suppressions.c.fingerprint.in_({k[2] for k in keys}),
+        )
+    )
+    known = {tuple(r) for r in existing}
+    fresh = [
+        r
+        for r in rows
+        if (r["tenant_id"], r["kind"], r["fingerprint"], r["family"], r["purpose"]) not in known
+    ]
+    if fresh:
+        await conn.execute(suppressions.insert(), list(fresh))
+    return len(fresh)

@@ -202,6 +202,26 @@ contact_points = Table(
     Index("ix_contact_points_customer", "customer_id"),
 )
 
+#: Opt-outs of erased guests, kept without the contact value: a keyed hash of (kind,
+#: value) only. A new guest with that contact point starts opted out again, so erasing
+#: someone's data never undoes their STOP.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    _pk(),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("family", String(16), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("opted_out_at", UtcDateTime(), nullable=False),
+    Column("reason", Text, nullable=False),
+    _created(),
+    UniqueConstraint(
+        "tenant_id", "kind", "fingerprint", "family", "purpose", name="uq_suppressions"
+    ),
+)
+
 consent_events = Table(
     "consent_events",
     metadata,
