@@ -264,6 +264,13 @@ async def test_erase_leaves_no_personal_data_and_keeps_history(
     assert anonymous.status_code == 400  # who did it is required
 
 
+async def sms_order(app: App, order_id: str, phone: str) -> Any:
+    guest = {"name": "M.", "phone": phone, "preferences": ["sms"]}
+    return await app.order(
+        order_id=order_id, number=order_id, status="confirmed", fulfillment="pickup", guest=guest
+    )
+
+
 async def test_an_erased_guest_who_had_opted_out_comes_back_opted_out(fapp: App) -> None:
     await populated(fapp)  # the guest replied STOP on SMS, then asks to be forgotten
     result = await fapp.container.privacy.erase(fapp.tenant_id, phone=PHONE, actor="Dana")
@@ -275,13 +282,7 @@ async def test_an_erased_guest_who_had_opted_out_comes_back_opted_out(fapp: App)
 
     # Months later the same number orders again (as a new guest: the old one is gone).
     await move_to(fapp, 90 * 24 * 60)
-    new = await fapp.order(
-        order_id="N-1",
-        number="N-1",
-        status="confirmed",
-        fulfillment="pickup",
-        guest={"name": "M.", "phone": "(212) 555-0123", "preferences": ["sms"]},
-    )
+    new = await sms_order(fapp, "N-1", "(212) 555-0123")
     await worker(fapp).drain()
     (confirmed,) = await messages_of(fapp, int(new.order_id), "confirmed")
     assert confirmed.state == "skipped" and confirmed.skip_reason == "opted_out"
@@ -293,13 +294,7 @@ async def test_an_erased_guest_who_had_opted_out_comes_back_opted_out(fapp: App)
     assert all("kept on the suppression list" in e.evidence for e in events)
 
     # Another number is not affected, and the guest can still opt back in with START.
-    other = await fapp.order(
-        order_id="N-2",
-        number="N-2",
-        status="confirmed",
-        fulfillment="pickup",
-        guest={"name": "Other", "phone": "+12125550199", "preferences": ["sms"]},
-    )
+    other = await sms_order(fapp, "N-2", "+12125550199")
     await worker(fapp).drain()
     (sent,) = await messages_of(fapp, int(other.order_id), "confirmed")
     assert sent.state == "sent", sent.reason

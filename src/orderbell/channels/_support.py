@@ -4,7 +4,8 @@
 * ``rebase`` points a webhook URL (Slack, Teams, Google Chat, Discord: the URL is the
   secret) at another origin, so ``base_url`` can send it to a local fake;
 * ``require_text`` refuses an empty or over-long body before any request is made;
-* ``json_object`` reads a JSON object body, or an empty dict;
+* ``json_object`` reads a JSON object body, or an empty dict; ``callback_json`` reads a
+  provider callback's body, which must be a JSON object;
 * ``outside_window`` reads the engine's verdict on a messaging app's 24-hour window;
 * ``answered_by_provider`` marks keyword replies the provider's own opt-out service has
   already answered (so the guest is not confirmed twice).
@@ -18,12 +19,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import orjson
 from yarl import URL
 
 from orderbell.channels.base import Callback
 from orderbell.channels.http import HttpResponse
 from orderbell.domain.consent import keyword_action
-from orderbell.errors import PermanentSendError
+from orderbell.errors import PayloadError, PermanentSendError
 
 #: "open" or "closed": whether the guest wrote to us within the app's 24-hour window
 #: (WhatsApp customer service window, Messenger standard messaging window). The engine
@@ -62,6 +64,18 @@ def require_text(text: str, limit: int | None, what: str) -> str:
             f"{what} is {len(text)} characters; the provider accepts at most {limit}"
         )
     return text
+
+
+def callback_json(body: bytes, what: str) -> dict[str, Any]:
+    """A provider callback's body as a JSON object; ``PayloadError`` naming ``what`` (e.g.
+    "Mailgun webhook") when it is not JSON or not an object."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"{what} body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError(f"{what} body must be a JSON object")
+    return payload
 
 
 def json_object(resp: HttpResponse) -> dict[str, Any]:

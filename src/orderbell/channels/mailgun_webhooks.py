@@ -13,8 +13,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
+from orderbell.channels._support import callback_json
 from orderbell.channels.base import Callback, CallbackReply, CallbackRequest, DeliveryReport
 from orderbell.errors import PayloadError, SignatureError
 
@@ -37,13 +36,7 @@ class TokenCache:
 
 
 def _body(request: CallbackRequest) -> dict[str, Any]:
-    try:
-        data = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"Mailgun webhook body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise PayloadError("Mailgun webhook body must be a JSON object")
-    return data
+    return callback_json(request.body, "Mailgun webhook")
 
 
 def verify(

@@ -40,8 +40,8 @@ from datetime import datetime
 from typing import Any
 
 import jwt
-import orjson
 
+from orderbell.channels._support import callback_json
 from orderbell.channels.base import (
     Callback,
     CallbackReply,
@@ -170,13 +170,7 @@ def verify_jwt(signing_key: str, request: CallbackRequest) -> None:
 
 
 def _json(request: CallbackRequest) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"MessageBird callback body is not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("MessageBird callback body must be a JSON object")
-    return payload
+    return callback_json(request.body, "MessageBird callback")
 
 
 def _when(value: Any) -> datetime | None:

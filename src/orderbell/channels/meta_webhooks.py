@@ -26,8 +26,7 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from orderbell.channels._support import callback_json
 from orderbell.channels.base import (
     Callback,
     CallbackReply,
@@ -78,12 +77,7 @@ def handshake(request: CallbackRequest) -> Callback:
 
 
 def _body(request: CallbackRequest, expected_object: str) -> list[dict[str, Any]]:
-    try:
-        payload = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"Meta webhook body is not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("Meta webhook body must be a JSON object")
+    payload = callback_json(request.body, "Meta webhook")
     if payload.get("object") != expected_object:
         raise PayloadError(
             f"Meta webhook object is {payload.get('object')!r}, not {expected_object}"

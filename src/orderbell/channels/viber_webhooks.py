@@ -21,8 +21,7 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from orderbell.channels._support import callback_json
 from orderbell.channels.base import (
     Callback,
     CallbackReply,
@@ -65,11 +64,8 @@ def _token(payload: dict[str, Any]) -> str:
 
 
 def parse(request: CallbackRequest) -> Callback:
-    try:
-        payload = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"Viber callback body is not JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
+    payload = callback_json(request.body, "Viber callback")
+    if not isinstance(payload.get("event"), str):
         raise PayloadError("Viber callback must be a JSON object with an event")
     event = payload["event"]
     at = _when(payload.get("timestamp")) or request.now
