@@ -395,9 +395,11 @@ class Ingestor:
             await store.update_customer(conn, cid, values)
         await store.add_contact_points(conn, cfg.id, cid, points, now)
         consent_rows: list[dict[str, Any]] = []
-        if created and points and self._fingerprint is not None:
+        if created and points and cfg.has_suppressions and self._fingerprint is not None:
             # A guest erased after opting out comes back opted out (their STOP outlives
             # the erasure); a consent flag in this very order, being newer, still counts.
+            # (Tenants without a suppression list skip the lookup; one made by an erasure
+            # in another process is seen within the tenant cache's ttl, 5 s.)
             consent_rows = await self._suppressed(conn, cfg.id, cid, points)
             await store.append_consent(conn, consent_rows)
         if g.consents:

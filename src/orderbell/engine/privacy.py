@@ -236,6 +236,8 @@ class PrivacyService:
                 ),
                 at=now,
             )
+        if kept:
+            self._tenants.invalidate()  # this process sees the new suppression list at once
         return EraseResult(tenant_id, customer_id, counts)
 
     def _suppressions(self, tenant_id: int, guest: Guest, now: datetime) -> list[dict[str, Any]]:

@@ -63,6 +63,8 @@ class TenantConfig:
     rules: tuple[tuple[int | None, Rule], ...]  # (location_id or None, rule)
     templates: TemplateSet
     loaded_at: float = field(default=0.0)
+    #: an erased guest's opt-outs are on the suppression list: new guests are checked
+    has_suppressions: bool = False
 
     def location(self, location_id: int | None) -> LocationConfig:
         if location_id is not None and location_id in self.locations:
@@ -151,6 +153,7 @@ def build_tenant_config(snap: TenantSnapshot) -> TenantConfig:
         rules=rules,
         templates=TemplateSet(overrides),
         loaded_at=time.monotonic(),
+        has_suppressions=snap.has_suppressions,
     )
 
 

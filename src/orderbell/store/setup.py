@@ -18,6 +18,7 @@ from orderbell.store.tables import (
     integrations,
     locations,
     rules,
+    suppressions,
     templates,
     tenants,
 )
@@ -34,6 +35,8 @@ class TenantSnapshot:
     channels: Sequence[Mapping[str, Any]]
     rules: Sequence[Mapping[str, Any]]
     templates: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    #: whether any erased guest's opt-out is on this tenant's suppression list
+    has_suppressions: bool = False
 
 
 async def load_tenant(conn: AsyncConnection, tenant_id: int) -> TenantSnapshot | None:
@@ -60,6 +63,11 @@ async def load_tenant(conn: AsyncConnection, tenant_id: int) -> TenantSnapshot |
     tpls = (
         await conn.execute(sa.select(templates).where(templates.c.tenant_id == tenant_id))
     ).all()
+    suppressing = (
+        await conn.execute(
+            sa.select(suppressions.c.id).where(suppressions.c.tenant_id == tenant_id).limit(1)
+        )
+    ).first() is not None
     return TenantSnapshot(
         id=t.id,
         slug=t.slug,
@@ -68,6 +76,7 @@ async def load_tenant(conn: AsyncConnection, tenant_id: int) -> TenantSnapshot |
         channels=[r._mapping for r in chans],
         rules=[r._mapping for r in rls],
         templates=[r._mapping for r in tpls],
+        has_suppressions=suppressing,
     )
 
 
