@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
@@ -403,6 +404,50 @@ async def test_feedback_waits_out_quiet_hours(
         await worker(app).drain()
         assert not any("How was" in r.fields["Body"] for r in app.twilio.requests)
         app.clock.now = datetime(2026, 3, 3, 13, 0, tzinfo=UTC)
+        await worker(app).drain()
+        assert "How was" in app.twilio.requests[-1].fields["Body"]
+    finally:
+        await app.container.aclose()
+
+
+@pytest.mark.parametrize(
+    ("start", "held_until"),
+    [
+        # Sat 7 Mar 2026 22:00 EST; clocks go forward that night: 08:00 EDT is 12:00 UTC
+        (datetime(2026, 3, 8, 3, 0, tzinfo=UTC), datetime(2026, 3, 8, 12, 0, tzinfo=UTC)),
+        # Sat 31 Oct 2026 22:00 EDT; clocks go back that night: 08:00 EST is 13:00 UTC
+        (datetime(2026, 11, 1, 2, 0, tzinfo=UTC), datetime(2026, 11, 1, 13, 0, tzinfo=UTC)),
+    ],
+    ids=["spring-forward", "fall-back"],
+)
+async def test_across_a_dst_change_feedback_waits_for_0800_and_ready_goes_at_once(
+    db_url: str, tmp_path: Path, twilio, sendgrid, start: datetime, held_until: datetime
+) -> None:
+    app = await make_app(db_url, tmp_path / "dst", twilio, sendgrid, start=start)
+    try:
+        order_id = await delivered(app)  # completed at 22:00 local: feedback due 22:30
+        (feedback,) = await messages_of(app, order_id, "feedback")
+        assert feedback.due_at == held_until, feedback.reason
+        assert "08:00 local time" in feedback.reason
+        # 22:30 local: a "ready" text for another order is not held by quiet hours
+        app.clock.now = start + timedelta(minutes=30)
+        ready = await app.order(
+            order_id="R-1",
+            number="R-1",
+            status="ready",
+            fulfillment="pickup",
+            guest={**GUEST, "phone": "+12125550177"},
+        )
+        (ready_msg,) = await messages_of(app, int(ready.order_id), "ready")
+        assert ready_msg.due_at == app.clock.now
+        await worker(app).drain()
+        bodies = [r.fields["Body"] for r in app.twilio.requests]
+        assert any("ready" in b.lower() for b in bodies)
+        assert not any("How was" in b for b in bodies)
+        app.clock.now = held_until - timedelta(minutes=1)
+        await worker(app).drain()
+        assert not any("How was" in r.fields["Body"] for r in app.twilio.requests)
+        app.clock.now = held_until
         await worker(app).drain()
         assert "How was" in app.twilio.requests[-1].fields["Body"]
     finally:
