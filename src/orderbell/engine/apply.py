@@ -4,19 +4,48 @@ and the small operator actions that need configured channels (``send-test``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from orderbell.channels.base import OutboundMessage, SendResult, mask_secrets
 from orderbell.channels.registry import CHANNELS
+from orderbell.config import Settings
 from orderbell.crypto import SecretBox
 from orderbell.engine.configfile import ConfigFile, TenantSpec, load_config, sample_config
+from orderbell.engine.service import OrderService
+from orderbell.engine.tenants import ChannelPool, TenantCache
 from orderbell.errors import ConfigError, NotFoundError
 from orderbell.store import setup
+from orderbell.store.database import Database
 
-if TYPE_CHECKING:
-    from orderbell.bootstrap import Container
+
+class Container(Protocol):
+    """What these actions use of the wired application (``bootstrap.Container`` has it);
+    named here so the engine never imports the layer that assembles it."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def tenants(self) -> TenantCache: ...
+
+    @property
+    def channels(self) -> ChannelPool: ...
+
+    @property
+    def orders(self) -> OrderService: ...
+
+    @property
+    def box(self) -> SecretBox: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
 
 
 @dataclass

@@ -8,12 +8,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from orderbell import __version__
 from orderbell.bootstrap import Container
 from orderbell.web import problems
 from orderbell.web.dashboard import pages
+from orderbell.web.dashboard import routes as dashboard
 from orderbell.web.routes import api, callbacks, ops, privacy, webhooks
+from orderbell.web.tracking import routes as tracking
 
 log = logging.getLogger("orderbell.web")
 
@@ -54,6 +57,10 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
     app.include_router(api.router)
     app.include_router(privacy.router)
     app.include_router(ops.router)
-    pages.install(app, container)  # the staff dashboard, the guest tracking page
+    # the staff dashboard, the guest tracking page and their static files
+    app.state.people = pages.build_people(container)
+    app.include_router(dashboard.router)
+    app.include_router(tracking.router)
+    app.mount("/static", StaticFiles(directory=str(pages.STATIC)), name="static")
     app.add_middleware(problems.BodyLimit, limit=container.settings.max_body_bytes)
     return app

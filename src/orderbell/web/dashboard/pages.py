@@ -11,10 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from orderbell.bootstrap import Container
@@ -197,17 +196,6 @@ class PageRoute(APIRoute):
             return response
 
         return handler
-
-
-def install(app: FastAPI, container: Container) -> None:
-    """Add the dashboard, the tracking page and their static files to ``app``."""
-    from orderbell.web.dashboard import routes as dashboard
-    from orderbell.web.tracking import routes as tracking
-
-    app.state.people = build_people(container)
-    app.include_router(dashboard.router)
-    app.include_router(tracking.router)
-    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
 
 def now_text(value: datetime) -> str:
