@@ -109,7 +109,7 @@ def serve(
     On first run it migrates the database, creates a demo tenant with the local outbox
     channel, and prints its API key."""
     s = settings()
-    s = s.with_(host=host or s.host, port=port or s.port)
+    s = s.listening(host, port)
     setup_logging(s)
     run(lambda: _serve(s, run_worker=True, first_run=True))
 
@@ -121,7 +121,7 @@ def api(
 ) -> None:
     """The HTTP API alone (stateless; run several behind a load balancer)."""
     s = settings()
-    s = s.with_(host=host or s.host, port=port or s.port)
+    s = s.listening(host, port)
     setup_logging(s)
     run(lambda: _serve(s, run_worker=False, first_run=False))
 

@@ -56,6 +56,14 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def listening(self, host: str | None, port: int | None) -> Settings:
+        """These settings on another address; a public URL that was only the default
+        (``ORDERBELL_PUBLIC_URL`` unset) follows it, so links and callbacks stay right."""
+        host, port = host or self.host, port or self.port
+        derived = self.public_url == local_url(self.host, self.port)
+        public_url = local_url(host, port) if derived else self.public_url
+        return replace(self, host=host, port=port, public_url=public_url)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -84,11 +92,25 @@ class Settings:
                     kwargs[key] = conv(v)
                 except ValueError:
                     raise ConfigError(f"{name} must be a number, not {v!r}") from None
+        if "public_url" not in kwargs:  # unset: where this process listens, seen locally
+            kwargs["public_url"] = local_url(
+                str(kwargs.get("host", cls.host)),
+                int(kwargs.get("port", cls.port)),  # type: ignore[call-overload]
+            )
         if v := env.get("ORDERBELL_LOG_LEVEL"):
             kwargs["log_level"] = v.lower()
         if env.get("ORDERBELL_LOG_JSON", "").lower() in ("1", "true", "yes"):
             kwargs["log_json"] = True
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port``, with 127.0.0.1 for a listen-everywhere address."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (compared, not bound)
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def normalise_db_url(url: str) -> str:
