@@ -101,7 +101,15 @@ class PayloadTooLarge(InputError):
 
 
 class SendError(OrderBellError):
-    """A provider call failed. ``code`` is the provider's error code when it gave one."""
+    """A provider call failed. ``code`` is the provider's error code when it gave one.
+
+    An adapter that recognises what the code says about the recipient sets
+    ``recipient_opted_out`` (they told the provider STOP: Twilio 21610) or
+    ``recipient_unreachable`` (the number cannot receive at all: Twilio 21211, 21614);
+    the dispatcher then records the opt-out or marks the contact point unusable."""
+
+    recipient_opted_out: bool = False
+    recipient_unreachable: bool = False
 
     def __init__(
         self,

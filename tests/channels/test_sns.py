@@ -141,6 +141,31 @@ async def test_sms_attributes(fake: FakeSns, http: HttpClient) -> None:
     }
 
 
+async def test_check_opt_out_asks_sns_first_and_refuses_an_opted_out_number(
+    fake: FakeSns, http: HttpClient
+) -> None:
+    channel = build_channel("sns", sms_settings(fake, check_opt_out=True), http)
+    result = await channel.send(msg())  # not opted out: checked (signed), then published
+    assert fake.opt_out_checks == ["+15558675310"] and result.provider_message_id in fake.published
+    fake.opted_out.add("+15558675310")
+    with pytest.raises(PermanentSendError) as caught:
+        await channel.send(msg())
+    assert caught.value.recipient_opted_out and caught.value.code == "OptedOut"
+    assert len(fake.published) == 1  # nothing published to the opted-out number
+    # without the setting, SNS is not asked (and would drop the message silently)
+    plain = build_channel("sns", sms_settings(fake), http)
+    await plain.send(msg())
+    assert len(fake.opt_out_checks) == 2 and len(fake.published) == 2
+
+
+async def test_check_opt_out_errors_are_the_providers(fake: FakeSns, http: HttpClient) -> None:
+    channel = build_channel("sns", sms_settings(fake, check_opt_out=True), http)
+    fake.fail_next(1, 429)
+    with pytest.raises(TransientSendError):
+        await channel.send(msg())
+    assert fake.published == {}
+
+
 @pytest.mark.parametrize(
     ("status", "code", "transient"),
     [

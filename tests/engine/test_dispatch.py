@@ -176,6 +176,55 @@ async def test_a_permanent_twilio_error_fails_with_its_code(app: App, twilio: Fa
     assert len(twilio.requests) == 1
 
 
+def twilio_refusal(code: int, message: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": 400,
+    }
+
+
+async def test_21610_on_send_records_the_opt_out_and_the_next_update_is_not_attempted(
+    app: App, twilio: FakeTwilio
+) -> None:
+    """Twilio refuses: the guest texted STOP to our number (21610). The ledger learns it
+    at once, audited; the next update for that guest is skipped without a provider call."""
+    mid = await planned_sms(app)
+    twilio.fail_next(
+        1, 400, body=twilio_refusal(21610, "Attempt to send to unsubscribed recipient")
+    )
+    await worker(app).drain()
+    m = await message(app, mid)
+    assert m.state == "failed" and "21610" in m.reason
+    events = await rows(app.db, tables.consent_events)
+    assert events and {(e.family, e.granted, e.source) for e in events} == {
+        ("sms", False, "twilio_sms")
+    }
+    assert all("21610" in e.evidence for e in events)
+    audit = await one(app.db, tables.audit_log, tables.audit_log.c.action == "consent.opt_out")
+    assert audit.actor == "provider twilio_sms"
+
+    result = await app.order(
+        order_id="A-2", number="1002", status="ready", fulfillment="pickup", guest=GUEST
+    )
+    await worker(app).drain()
+    assert len(twilio.requests) == 1  # nothing more reached Twilio
+    msgs = await rows(app.db, M, M.c.order_id == result.order_id)
+    assert msgs and all(x.state == "skipped" and "twilio_sms" in x.reason for x in msgs), [
+        (x.state, x.reason) for x in msgs
+    ]
+
+
+async def test_21211_on_send_marks_the_number_unusable(app: App, twilio: FakeTwilio) -> None:
+    await planned_sms(app)
+    twilio.fail_next(1, 400, body=twilio_refusal(21211, "The 'To' number is not valid."))
+    await worker(app).drain()
+    (point,) = await rows(app.db, tables.contact_points, tables.contact_points.c.kind == "phone")
+    assert point.usable is False and "21211" in (point.note or "")
+    assert await count(app.db, tables.consent_events) == 0  # unreachable is not an opt-out
+
+
 # -- checked again just before it is sent --------------------------------------------------
 
 

@@ -144,7 +144,6 @@ async def test_fallback_to_email_when_the_number_is_refused(setup: Setup) -> Non
         "status": 400,
     }
     setup.primary.fail_next(1, 400, body=invalid)
-    setup.backup.fail_next(1, 400, body=invalid)
     await setup.worker().drain()
     (m,) = await setup.messages()
     assert m.state == "sent" and m.channel == "email" and m.family == "email"
@@ -152,8 +151,15 @@ async def test_fallback_to_email_when_the_number_is_refused(setup: Setup) -> Non
     assert len(setup.mail.requests) == 1
     log = [(e.event, e.detail) for e in await rows(setup.container.db, tables.message_log)]
     assert [e for e, _ in log if e in ("fallback", "sent")] == ["fallback", "fallback", "sent"]
+    # the number itself is refused: another SMS provider would not reach it either
+    assert any("sms-backup" in d and "cannot receive" in d for _, d in log), log
+    assert setup.backup.requests == []
     attempts = await rows(setup.container.db, tables.attempts)
-    assert [a.channel for a in attempts] == ["sms", "sms-backup", "email"]
+    assert [a.channel for a in attempts] == ["sms", "email"]
+    (point,) = await rows(
+        setup.container.db, tables.contact_points, tables.contact_points.c.kind == "phone"
+    )
+    assert point.usable is False
 
 
 async def test_fallback_when_guest_has_no_phone_is_chosen_at_planning(setup: Setup) -> None:

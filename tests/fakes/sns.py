@@ -119,6 +119,10 @@ class FakeSns(FakeServer):
         self.topics = frozenset(t.strip() for t in topics.split(",") if t.strip())
         self.members = publish_members()
         self.published: dict[str, dict[str, Any]] = {}
+        #: numbers that replied STOP to this account (CheckIfPhoneNumberIsOptedOut says so)
+        self.opted_out: set[str] = set()
+        #: the numbers CheckIfPhoneNumberIsOptedOut was asked about, in order
+        self.opt_out_checks: list[str] = []
         #: the fake's clock, for signature expiry (tests may move it)
         self.now = lambda: datetime.now(UTC)
 
@@ -147,6 +151,8 @@ class FakeSns(FakeServer):
             self.verify_signature(request, rec)
             if request.method != "POST":
                 raise SnsError(405, "MethodNotAllowed", "Use POST for the Query API")
+            if ("Action", "CheckIfPhoneNumberIsOptedOut") in rec.pairs:
+                return self.check_opted_out(rec)
             params = self.publish_params(rec)
             message_id, sequence = self.publish(params)
         except SnsError as exc:
@@ -254,6 +260,30 @@ class FakeSns(FakeServer):
         )
         canonical = signer.canonical_request(aws)
         return signer.signature(signer.string_to_sign(aws, canonical), aws)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------- CheckIfPhoneNumberIsOptedOut
+
+    def check_opted_out(self, rec: RecordedRequest) -> web.Response:
+        """``phoneNumber`` (lower-case p, as in the SNS API) -> ``isOptedOut``."""
+        params = dict(rec.pairs)
+        if len(params) != len(rec.pairs) or set(params) != {"Action", "Version", "phoneNumber"}:
+            raise SnsError(400, "InvalidParameter", f"Unexpected parameters: {sorted(params)}")
+        if params["Version"] != "2010-03-31":
+            raise SnsError(400, "InvalidParameterValue", "Version must be 2010-03-31")
+        number = params["phoneNumber"]
+        if not E164_RE.match(number):
+            raise SnsError(400, "InvalidParameter", "Invalid parameter: PhoneNumber")
+        self.opt_out_checks.append(number)
+        answer = "true" if number in self.opted_out else "false"
+        return xml_response(
+            f'<CheckIfPhoneNumberIsOptedOutResponse xmlns="{NAMESPACE}">'
+            "<CheckIfPhoneNumberIsOptedOutResult>"
+            f"<isOptedOut>{answer}</isOptedOut>"
+            "</CheckIfPhoneNumberIsOptedOutResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</CheckIfPhoneNumberIsOptedOutResponse>",
+            200,
+        )
 
     # ------------------------------------------------------------------ Publish
 

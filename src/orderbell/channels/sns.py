@@ -22,6 +22,11 @@ on FIFO topics). Errors are ``<ErrorResponse><Error><Type/><Code/><Message/></Er
 ``InternalError`` (500) are transient; ``InvalidParameter``, ``ParameterValueInvalid``,
 ``AuthorizationError``, ``NotFound``, signature and credential errors (403) permanent.
 
+Opt-outs: a number that replied STOP is on the AWS account's opt-out list, and SNS drops
+what is published to it without an error. With ``check_opt_out`` the SMS channel asks
+``CheckIfPhoneNumberIsOptedOut`` first and, for such a number, refuses with
+``recipient_opted_out`` so the engine records the opt-out in the consent ledger.
+
 Only FIFO topics deduplicate: there, ``MessageDeduplicationId`` is derived from our
 idempotency key, so a retried publish is not delivered twice.
 """
@@ -129,6 +134,13 @@ class SnsSmsConfig(_SnsConfig):
     )
     sender_id: str | None = Field(
         default=None, description="alphanumeric sender id (1-11 characters) where supported"
+    )
+    check_opt_out: bool = Field(
+        default=False,
+        description="ask SNS (CheckIfPhoneNumberIsOptedOut) before each publish whether the "
+        "number replied STOP to this AWS account; SNS drops such messages without a word, "
+        "so this is how the opt-out reaches the consent ledger. One more API call per SMS "
+        "and the sns:CheckIfPhoneNumberIsOptedOut permission",
     )
     origination_number: str | None = Field(
         default=None, description="origination number in E.164 (or a short code) to send from"
@@ -325,7 +337,31 @@ class SnsSmsChannel(_SnsPublisher):
         ]
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        return await self.publish(self.params(message))
+        params = self.params(message)
+        if self.config.check_opt_out and await self.opted_out(message.to):
+            error = PermanentSendError(
+                "the recipient replied STOP to this AWS account's SMS "
+                "(CheckIfPhoneNumberIsOptedOut); SNS would drop the message",
+                code="OptedOut",
+            )
+            error.recipient_opted_out = True
+            raise error
+        return await self.publish(params)
+
+    async def opted_out(self, number: str) -> bool:
+        """``CheckIfPhoneNumberIsOptedOut``: whether SNS keeps ``number`` on the account's
+        opt-out list."""
+        pairs = [
+            ("Action", "CheckIfPhoneNumberIsOptedOut"),
+            ("Version", API_VERSION),
+            ("phoneNumber", number),
+        ]
+        body = urlencode(pairs).encode("ascii")
+        headers = self.sign(body, await self._credentials())
+        resp = await self.http.request("POST", self.url, data=pairs, headers=headers)
+        if not resp.ok:
+            raise self._error(resp)
+        return (_text(_parse_xml(resp.body), "isOptedOut") or "").lower() == "true"
 
 
 class SnsTopicChannel(_SnsPublisher):

@@ -174,7 +174,11 @@ def twilio_error(resp: HttpResponse, provider: str) -> Exception:
         detail = str(payload.get("message") or "")
     elif resp.body:
         detail = resp.text()[:200]
-    return error_for_status(resp, provider, code=code, detail=detail)
+    error = error_for_status(resp, provider, code=code, detail=detail)
+    if isinstance(error, PermanentSendError):
+        error.recipient_opted_out = code in OPTED_OUT_CODES
+        error.recipient_unreachable = code in UNREACHABLE_CODES
+    return error
 
 
 __all__ = ["OPTED_OUT_CODES", "UNREACHABLE_CODES", "TwilioSmsChannel", "TwilioSmsConfig"]

@@ -47,6 +47,7 @@ from orderbell.errors import OrderBellError, PermanentSendError, SendError, Tran
 from orderbell.store import inbound as inbound_store
 from orderbell.store import orders as store
 from orderbell.store import queue
+from orderbell.store import reports as report_store
 from orderbell.store.database import Database
 from orderbell.store.queue import Attempt, ClaimedMessage, Outcome
 
@@ -135,6 +136,9 @@ class Dispatcher:
         self._metrics = metrics
         self._throttle = throttle or Throttle()
         self._signer = signer  # signs unsubscribe links; None: emails carry none
+        #: what providers said about recipients while sending, by message id, recorded
+        #: in the transaction that finishes those messages
+        self._signals: dict[int, list[_RecipientSignal]] = {}
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self._inflight = 0
         self._slot_freed = asyncio.Event()
@@ -257,8 +261,12 @@ class Dispatcher:
                 ready.append(prepared)
         if ready:
             outcomes.extend(await asyncio.gather(*(self._deliver(p) for p in ready)))
+        signals = {o.message_id: self._signals.pop(o.message_id, []) for o in outcomes}
         async with self._db.transaction() as conn:
             report = await queue.finish(conn, outcomes, now=self._clock())
+            done = [s for mid in report.finished for s in signals.get(mid, ())]
+            if done:
+                await _record_signals(conn, done, self._clock())
         if report.lost:
             log.warning(
                 "lease lost for messages %s; another worker owns them now", sorted(report.lost)
@@ -436,6 +444,8 @@ class Dispatcher:
         notes: list[tuple[str, str]] = []
         number = c.attempts
         last_error: SendError | None = None
+        #: families a provider said this recipient cannot be reached on, and why
+        blocked: dict[ChannelFamily, str] = {}
         i = -1
         while True:
             i += 1
@@ -448,6 +458,9 @@ class Dispatcher:
             route = p.routes[i]
             row = p.cfg.channels.get(route.channel)
             if row is None:
+                continue
+            if route.family in blocked:
+                notes.append(("fallback", f"{route.channel}: {blocked[route.family]}"))
                 continue
             failover = p.failover_possible(i)
             if c.audience == "guest" and FAMILY_CONTACT.get(route.family) and not route.recipient:
@@ -538,6 +551,22 @@ class Dispatcher:
                     log=notes,
                 )
             last_error = result
+            if result.recipient_opted_out or result.recipient_unreachable:
+                # another provider of the same family would reach the same person: skip
+                # them; record what the provider said once this message is finished
+                what = "opted out" if result.recipient_opted_out else "cannot receive"
+                blocked[route.family] = f"{row.provider} says the recipient {what}"
+                if c.customer_id is not None and c.audience == "guest" and route.recipient:
+                    self._signals.setdefault(c.id, []).append(
+                        _RecipientSignal(
+                            c.tenant_id,
+                            c.customer_id,
+                            route.family,
+                            route.recipient,
+                            row.provider,
+                            result,
+                        )
+                    )
             transient = isinstance(result, TransientSendError)
             if transient and not failover:
                 break  # no other provider for this family: retry later, from the top
@@ -625,6 +654,48 @@ class Dispatcher:
         if self._metrics:
             self._metrics.provider_call(provider, latency, result)
         return result, latency
+
+
+@dataclass(frozen=True, slots=True)
+class _RecipientSignal:
+    """A provider's answer about the recipient itself, not about one message."""
+
+    tenant_id: int
+    customer_id: int
+    family: ChannelFamily
+    recipient: str
+    provider: str
+    error: SendError
+
+
+async def _record_signals(conn: Any, signals: Sequence[_RecipientSignal], now: datetime) -> None:
+    """An opted-out recipient: every purpose on that family revoked (source: the
+    provider), audited. An unreachable one: its contact point marked unusable."""
+    for s in signals:
+        code = f" (code {s.error.code})" if s.error.code else ""
+        detail = f"{s.provider} refused to send{code}: {s.error.detail}"
+        if s.error.recipient_opted_out:
+            await report_store.revoke_consent(
+                conn,
+                tenant_id=s.tenant_id,
+                customer_id=s.customer_id,
+                family=s.family.value,
+                purposes=tuple(p.value for p in Purpose),
+                source=s.provider,
+                evidence=detail,
+                now=now,
+            )
+            await report_store.audit(
+                conn,
+                tenant_id=s.tenant_id,
+                actor=f"provider {s.provider}",
+                action="consent.opt_out",
+                target=f"customer:{s.customer_id}",
+                detail=f"every purpose on {s.family.value} revoked: {detail}",
+                at=now,
+            )
+        if s.error.recipient_unreachable:
+            await report_store.mark_unusable(conn, s.tenant_id, s.recipient, detail)
 
 
 def _attempt(
