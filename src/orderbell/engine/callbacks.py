@@ -131,24 +131,15 @@ class CallbackService:
                         if n:
                             log.info("contact point of message %d marked unusable", msg["id"])
                     if report.opted_out and msg["customer_id"] is not None and msg["family"]:
-                        await store.revoke_consent(
+                        await store.provider_opt_out(
                             conn,
                             tenant_id=row.tenant_id,
                             customer_id=msg["customer_id"],
                             family=msg["family"],
                             purposes=tuple(p.value for p in Purpose),
-                            source=provider,
-                            evidence=detail,
+                            provider=provider,
+                            detail=detail,
                             now=now,
-                        )
-                        await store.audit(
-                            conn,
-                            tenant_id=row.tenant_id,
-                            actor=f"provider {provider}",
-                            action="consent.opt_out",
-                            target=f"customer:{msg['customer_id']}",
-                            detail=f"every purpose on {msg['family']} revoked: {detail}",
-                            at=now,
                         )
         for message in parsed.inbound:
             if self.on_inbound is not None:

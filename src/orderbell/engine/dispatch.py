@@ -675,24 +675,15 @@ async def _record_signals(conn: Any, signals: Sequence[_RecipientSignal], now: d
         code = f" (code {s.error.code})" if s.error.code else ""
         detail = f"{s.provider} refused to send{code}: {s.error.detail}"
         if s.error.recipient_opted_out:
-            await report_store.revoke_consent(
+            await report_store.provider_opt_out(
                 conn,
                 tenant_id=s.tenant_id,
                 customer_id=s.customer_id,
                 family=s.family.value,
                 purposes=tuple(p.value for p in Purpose),
-                source=s.provider,
-                evidence=detail,
+                provider=s.provider,
+                detail=detail,
                 now=now,
-            )
-            await report_store.audit(
-                conn,
-                tenant_id=s.tenant_id,
-                actor=f"provider {s.provider}",
-                action="consent.opt_out",
-                target=f"customer:{s.customer_id}",
-                detail=f"every purpose on {s.family.value} revoked: {detail}",
-                at=now,
             )
         if s.error.recipient_unreachable:
             await report_store.mark_unusable(conn, s.tenant_id, s.recipient, detail)

@@ -146,3 +146,37 @@ async def audit(
             tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail, at=at
         )
     )
+
+
+async def provider_opt_out(
+    conn: AsyncConnection,
+    *,
+    tenant_id: int,
+    customer_id: int,
+    family: str,
+    purposes: tuple[str, ...],
+    provider: str,
+    detail: str,
+    now: datetime,
+) -> None:
+    """A provider says the guest opted out (Twilio 21610, a spam complaint ...): every
+    purpose on ``family`` revoked with the provider as source, and an audit row."""
+    await revoke_consent(
+        conn,
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        family=family,
+        purposes=purposes,
+        source=provider,
+        evidence=detail,
+        now=now,
+    )
+    await audit(
+        conn,
+        tenant_id=tenant_id,
+        actor=f"provider {provider}",
+        action="consent.opt_out",
+        target=f"customer:{customer_id}",
+        detail=f"every purpose on {family} revoked: {detail}",
+        at=now,
+    )
