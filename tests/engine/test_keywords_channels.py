@@ -834,3 +834,42 @@ async def test_when_the_provider_answers_keywords_we_record_but_do_not_confirm(e
     stop, help_ = await rows(env.db, tables.inbound_messages, order_by=tables.inbound_messages.c.id)
     assert "sent the opt-out confirmation itself" in stop.outcome
     assert (help_.action, "answered it itself" in help_.outcome) == ("help", True)
+
+
+VIBER = next(c for c in CASES if c.provider == "viber")
+
+
+@pytest.mark.parametrize("case", [VIBER], ids=["viber"])
+async def test_viber_unsubscribed_event_opts_out_without_a_reply(env: Env) -> None:
+    """Blocking the bot (Viber's ``unsubscribed`` callback) is an opt-out of the person:
+    recorded in the ledger, no confirmation (the bot may not write to them any more)."""
+    order_id = await env.order()
+    await env.drain()
+    assert len(env.texts()) == 1
+    body = json.dumps(
+        {
+            "event": "unsubscribed",
+            "timestamp": int(env.clock().timestamp() * 1000),
+            "chat_hostname": "SN-376_",
+            "user_id": GUEST_VIBER,
+            "message_token": 4912661846655238145,
+        }
+    ).encode()
+    headers = {
+        "content-type": "application/json",
+        viber_webhooks.SIGNATURE: viber_webhooks.signature(env.fake.auth_token, body),
+    }
+    path = f"/v1/callbacks/viber/{env.channel_id}"
+    for _ in range(2):  # Viber retries: still one opt-out
+        resp = await env.client.post(path, content=body, headers=headers)
+        assert resp.status_code == 200, resp.text
+    await env.drain()
+    assert len(env.texts()) == 1  # no confirmation
+    events = await rows(env.db, tables.consent_events)
+    assert {(e.family, e.granted) for e in events} == {("viber", False)}
+    assert len(events) == len(Purpose)
+    await env.status(order_id, "ready")
+    await env.drain()
+    assert len(env.texts()) == 1
+    (ready,) = await rows(env.db, tables.messages, tables.messages.c.trigger == "ready")
+    assert ready.state == "skipped" and ready.skip_reason == "opted_out"
