@@ -1,6 +1,7 @@
 """Small helpers the chat, messaging and CRM adapters share (no provider knowledge here).
 
-* ``http_url`` validates a ``base_url``-style setting;
+* ``http_url`` validates a ``base_url``-style setting; ``HttpUrl`` is a settings field type
+  that applies it;
 * ``rebase`` points a webhook URL (Slack, Teams, Google Chat, Discord: the URL is the
   secret) at another origin, so ``base_url`` can send it to a local fake;
 * ``require_text`` refuses an empty or over-long body before any request is made;
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import AfterValidator
 from yarl import URL
 
 from orderbell.channels.base import Callback
@@ -42,6 +44,10 @@ def http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
     return value.rstrip("/")
+
+
+#: a ``base_url``-style setting, checked and normalised by ``http_url``
+HttpUrl = Annotated[str, AfterValidator(http_url)]
 
 
 def rebase(url: str, base_url: str | None) -> str:

@@ -30,7 +30,7 @@ from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
 from orderbell.channels._cards import card_for, truncate
-from orderbell.channels._support import as_str, http_url, json_object, rebase, require_text
+from orderbell.channels._support import HttpUrl, as_str, http_url, json_object, rebase, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status, parse_retry_after
 from orderbell.domain.model import ChannelFamily
@@ -51,7 +51,7 @@ class DiscordConfig(ChannelConfig):
     username: str | None = Field(
         default=None, min_length=1, max_length=80, description="name shown instead of the webhook's"
     )
-    avatar_url: str | None = Field(default=None, description="avatar shown instead")
+    avatar_url: HttpUrl | None = Field(default=None, description="avatar shown instead")
     thread_id: str | None = Field(
         default=None, pattern=r"^\d{15,25}$", description="post into this thread of the channel"
     )
@@ -59,7 +59,7 @@ class DiscordConfig(ChannelConfig):
     max_wait_seconds: float = Field(
         default=1.0, ge=0, le=30, description="longest wait for an empty rate-limit bucket"
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None,
         description="replaces the webhook URL's scheme, host and port (a fake in tests)",
     )
@@ -71,11 +71,6 @@ class DiscordConfig(ChannelConfig):
         if not _WEBHOOK_PATH_RE.search(url.path):
             raise ValueError("a Discord webhook URL ends in /webhooks/<id>/<token>")
         return value
-
-    @field_validator("base_url", "avatar_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
     @field_validator("username")
     @classmethod

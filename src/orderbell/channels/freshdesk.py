@@ -18,9 +18,9 @@ import html
 import re
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from orderbell.channels._support import as_str, http_url, json_object, require_text
+from orderbell.channels._support import HttpUrl, as_str, json_object, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -37,7 +37,7 @@ class FreshdeskConfig(ChannelConfig):
         pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
         description="the helpdesk's subdomain: <domain>.freshdesk.com",
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None, description="API root instead of the domain (a custom one, or a fake)"
     )
     email_config_id: int | None = Field(
@@ -49,11 +49,6 @@ class FreshdeskConfig(ChannelConfig):
     priority: int = Field(
         default=1, ge=1, le=4, description="new ticket priority (1 Low ... 4 Urgent)"
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
     @model_validator(mode="after")
     def _root(self) -> FreshdeskConfig:

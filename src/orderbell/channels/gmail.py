@@ -50,6 +50,7 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from orderbell.channels._support import HttpUrl
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -90,12 +91,12 @@ class GmailConfig(ChannelConfig):
     refresh_token: SecretStr | None = Field(
         default=None, description="refresh token granted for the gmail.send scope"
     )
-    token_uri: str | None = Field(
+    token_uri: HttpUrl | None = Field(
         default=None,
         description="OAuth token endpoint; default the key file's, or "
         "https://oauth2.googleapis.com/token; a fake in tests",
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://gmail.googleapis.com",
         description="API root; point it at a fake in tests",
     )
@@ -106,15 +107,6 @@ class GmailConfig(ChannelConfig):
         if value is not None and not EMAIL_RE.match(value):
             raise ValueError("must be an email address")
         return value
-
-    @field_validator("base_url", "token_uri")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("service_account_json")
     @classmethod

@@ -22,7 +22,7 @@ from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
 from orderbell.channels._cards import card_for
-from orderbell.channels._support import as_str, http_url, json_object, rebase, require_text
+from orderbell.channels._support import HttpUrl, as_str, http_url, json_object, rebase, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -39,7 +39,7 @@ class GoogleChatConfig(ChannelConfig):
         default=True, description="keep each order's updates in one thread"
     )
     cards: bool = Field(default=True, description="add a cardsV2 card to the text")
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None,
         description="replaces the webhook URL's scheme, host and port (a fake in tests)",
     )
@@ -51,11 +51,6 @@ class GoogleChatConfig(ChannelConfig):
         if "key" not in url.query or "token" not in url.query:
             raise ValueError("a Google Chat webhook URL carries key= and token= parameters")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
 
 class GoogleChatChannel:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from orderbell.channels._support import STATUS_KEY, as_str, http_url, json_object
+from orderbell.channels._support import STATUS_KEY, HttpUrl, as_str, json_object
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -44,12 +44,9 @@ class HubSpotCrmConfig(ChannelConfig):
     value_map: dict[str, str] = Field(
         default_factory=dict, description="our order status -> the property's internal value"
     )
-    base_url: str = Field(default="https://api.hubapi.com", description="API root; a fake in tests")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return http_url(value)
+    base_url: HttpUrl = Field(
+        default="https://api.hubapi.com", description="API root; a fake in tests"
+    )
 
 
 class HubSpotCrmChannel:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from orderbell.channels._support import as_str, http_url, json_object, require_text
+from orderbell.channels._support import HttpUrl, as_str, json_object, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import (
     HttpClient,
@@ -47,15 +47,10 @@ class IntercomConfig(ChannelConfig):
     api_version: str = Field(
         default="2.14", pattern=r"^(\d+\.\d+|Unstable)$", description="Intercom-Version header"
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://api.intercom.io",
         description="API root: api.eu.intercom.io / api.au.intercom.io for those regions",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return http_url(value)
 
 
 class IntercomChannel:

@@ -29,6 +29,7 @@ import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
 from orderbell.channels import mailgun_webhooks
+from orderbell.channels._support import HttpUrl
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -60,7 +61,7 @@ class MailgunConfig(ChannelConfig):
     region: Literal["us", "eu"] = Field(
         default="us", description="where the domain lives: us (api.mailgun.net) or eu"
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None, description="API root; default by region; point it at a fake in tests"
     )
     tags: tuple[str, ...] = Field(
@@ -97,15 +98,6 @@ class MailgunConfig(ChannelConfig):
             if not tag or len(tag) > 128 or not tag.isascii():
                 raise ValueError("each tag must be 1-128 ASCII characters")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class MailgunChannel:

@@ -29,10 +29,10 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from orderbell.channels import messagebird_webhooks
-from orderbell.channels._support import answered_by_provider
+from orderbell.channels._support import HttpUrl, answered_by_provider
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -66,7 +66,7 @@ class MessageBirdConfig(ChannelConfig):
         description="SMS channel id: 32 hex characters (conversations) or a UUID (bird)"
     )
     workspace_id: str | None = Field(default=None, description="Bird workspace UUID (bird only)")
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None,
         description="API root; default https://conversations.messagebird.com or "
         "https://api.bird.com by api; point it at a fake in tests",
@@ -95,15 +95,6 @@ class MessageBirdConfig(ChannelConfig):
         "START and HELP on this number: Order Bell then records the consent change but "
         "sends no confirmation of its own, so the guest is not answered twice",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _ids_fit_the_api(self) -> Self:

@@ -22,11 +22,17 @@ import re
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from orderbell.channels import meta_webhooks
 from orderbell.channels._graph import graph_error
-from orderbell.channels._support import as_str, http_url, json_object, outside_window, require_text
+from orderbell.channels._support import (
+    HttpUrl,
+    as_str,
+    json_object,
+    outside_window,
+    require_text,
+)
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -53,7 +59,7 @@ class MessengerConfig(ChannelConfig):
     api_version: str = Field(
         default="v23.0", pattern=r"^v\d+\.\d+$", description="Graph API version, e.g. v23.0"
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://graph.facebook.com", description="Graph API root; a fake in tests"
     )
     in_window_type: Literal["RESPONSE", "UPDATE"] = Field(
@@ -67,11 +73,6 @@ class MessengerConfig(ChannelConfig):
         default=None,
         description="any string you choose; Meta sends it back in the webhook handshake",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return http_url(value)
 
 
 class MessengerChannel:

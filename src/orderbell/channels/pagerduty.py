@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from orderbell.channels._cards import card_for, truncate
-from orderbell.channels._support import as_str, http_url, json_object, require_text
+from orderbell.channels._support import HttpUrl, as_str, json_object, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -52,7 +52,7 @@ class PagerDutyConfig(ChannelConfig):
     severity: Severity = Field(default="warning", description="severity of triggered alerts")
     component: str | None = Field(default=None, description="payload.component, e.g. a site")
     client: str = Field(default="Order Bell", description="name shown as the alert's client")
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://events.pagerduty.com", description="Events API root; a fake in tests"
     )
 
@@ -63,11 +63,6 @@ class PagerDutyConfig(ChannelConfig):
         if len(key) != 32 or not key.isalnum():
             raise ValueError("an Events API v2 routing key is 32 letters and digits")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return http_url(value)
 
 
 class PagerDutyChannel:

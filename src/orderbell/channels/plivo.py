@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from orderbell.channels import plivo_webhooks
-from orderbell.channels._support import answered_by_provider
+from orderbell.channels._support import HttpUrl, answered_by_provider
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -58,7 +58,7 @@ class PlivoConfig(ChannelConfig):
     powerpack_uuid: str | None = Field(
         default=None, description="Powerpack (number pool) UUID, instead of src"
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://api.plivo.com", description="API root; point it at a fake in tests"
     )
     send_status_callback: bool = Field(
@@ -90,13 +90,6 @@ class PlivoConfig(ChannelConfig):
                 "must be a phone number in E.164, a short code or an alphanumeric sender id"
             )
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _one_sender(self) -> Self:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from orderbell.channels._cards import card_for
-from orderbell.channels._support import as_str, http_url, json_object, require_text
+from orderbell.channels._support import HttpUrl, as_str, json_object, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -49,15 +49,10 @@ class PusherBeamsConfig(ChannelConfig):
     default_title: str = Field(
         default="Your order", min_length=1, description="title when the message has no subject"
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None,
         description="API root; default https://<instance_id>.pushnotifications.pusher.com",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
     @model_validator(mode="after")
     def _unique_platforms(self) -> PusherBeamsConfig:

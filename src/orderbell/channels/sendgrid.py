@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from orderbell.channels import sendgrid_events
+from orderbell.channels._support import HttpUrl
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -45,7 +46,7 @@ class SendGridConfig(ChannelConfig):
     from_email: str = Field(description="verified sender address")
     from_name: str | None = Field(default=None, description="sender display name")
     reply_to: str | None = Field(default=None, description="Reply-To address")
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://api.sendgrid.com",
         description="API root (https://api.eu.sendgrid.com for EU subusers; a fake in tests)",
     )
@@ -78,13 +79,6 @@ class SendGridConfig(ChannelConfig):
         if len(set(value)) != len(value):
             raise ValueError("categories must be unique")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class SendGridChannel:

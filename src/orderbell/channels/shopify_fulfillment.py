@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from orderbell.channels._support import STATUS_KEY, as_str, http_url, json_object
+from orderbell.channels._support import STATUS_KEY, HttpUrl, as_str, json_object
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status, redact_contacts
 from orderbell.domain.model import ChannelFamily
@@ -81,7 +81,7 @@ class ShopifyFulfillmentConfig(ChannelConfig):
         default_factory=lambda: dict(DEFAULT_STATUS_MAP),
         description="our order status -> FulfillmentEventStatus",
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None, description="API root instead of https://<shop>; a fake in tests"
     )
 
@@ -92,11 +92,6 @@ class ShopifyFulfillmentConfig(ChannelConfig):
         if unknown:
             raise ValueError(f"not a FulfillmentEventStatus: {', '.join(unknown)}")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
 
 class ShopifyFulfillmentChannel:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from orderbell.channels._cards import card_for, truncate
-from orderbell.channels._support import http_url, rebase, require_text
+from orderbell.channels._support import HttpUrl, http_url, rebase, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -38,7 +38,7 @@ class SlackConfig(ChannelConfig):
     webhook_url: SecretStr = Field(
         description="incoming webhook URL (https://hooks.slack.com/services/...)"
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None,
         description="replaces the webhook URL's scheme, host and port (a fake in tests)",
     )
@@ -49,11 +49,6 @@ class SlackConfig(ChannelConfig):
     def _webhook(cls, value: SecretStr) -> SecretStr:
         http_url(value.get_secret_value())
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
 
 class SlackChannel:

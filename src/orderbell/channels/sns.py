@@ -44,6 +44,7 @@ from urllib.parse import urlencode
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from orderbell.channels._support import HttpUrl
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -98,7 +99,7 @@ class _SnsConfig(ChannelConfig):
     session_token: SecretStr | None = Field(
         default=None, description="session token, for temporary credentials"
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None,
         description="endpoint; default https://sns.<region>.amazonaws.com; a fake in tests",
     )
@@ -109,15 +110,6 @@ class _SnsConfig(ChannelConfig):
         if not REGION_RE.match(value):
             raise ValueError("must be an AWS region such as us-east-1")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _key_pair(self) -> Self:

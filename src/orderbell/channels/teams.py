@@ -25,7 +25,7 @@ import orjson
 from pydantic import Field, SecretStr, field_validator
 
 from orderbell.channels._cards import Card, card_for
-from orderbell.channels._support import http_url, json_object, rebase, require_text
+from orderbell.channels._support import HttpUrl, http_url, json_object, rebase, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -41,7 +41,7 @@ class TeamsConfig(ChannelConfig):
         default="adaptive_card",
         description="adaptive_card for Workflows; legacy_connector for an old O365 connector",
     )
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         default=None,
         description="replaces the webhook URL's scheme, host and port (a fake in tests)",
     )
@@ -51,11 +51,6 @@ class TeamsConfig(ChannelConfig):
     def _webhook(cls, value: SecretStr) -> SecretStr:
         http_url(value.get_secret_value())
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
 
 class TeamsChannel:

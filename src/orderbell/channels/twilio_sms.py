@@ -19,6 +19,7 @@ from typing import ClassVar, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from orderbell.channels import twilio_webhooks
+from orderbell.channels._support import HttpUrl
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -53,7 +54,7 @@ class TwilioSmsConfig(ChannelConfig):
         pattern=r"^MG[0-9a-fA-F]{32}$",
         description="Messaging Service SID (MG...), instead of from_number",
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://api.twilio.com", description="API root; point it at a fake in tests"
     )
     send_status_callback: bool = Field(
@@ -72,13 +73,6 @@ class TwilioSmsConfig(ChannelConfig):
         if value is not None and not E164_RE.match(value):
             raise ValueError("must be an E.164 number, e.g. +15017122661")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _one_sender(self) -> Self:

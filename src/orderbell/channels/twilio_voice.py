@@ -27,6 +27,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from orderbell.channels._support import HttpUrl
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient
 from orderbell.channels.twilio_sms import post_to_twilio
@@ -89,7 +90,7 @@ class TwilioVoiceConfig(ChannelConfig):
     from_number: str = Field(
         description="caller id in E.164: a Twilio voice number or a verified caller id"
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://api.twilio.com", description="API root; point it at a fake in tests"
     )
     send_status_callback: bool = Field(
@@ -140,13 +141,6 @@ class TwilioVoiceConfig(ChannelConfig):
             if not key or not item:
                 raise ValueError("keys and values must not be empty")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class TwilioVoiceChannel:

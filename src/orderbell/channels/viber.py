@@ -24,10 +24,10 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from orderbell.channels import viber_webhooks
-from orderbell.channels._support import as_str, http_url, json_object, require_text
+from orderbell.channels._support import HttpUrl, as_str, json_object, require_text
 from orderbell.channels.base import (
     Callback,
     CallbackRequest,
@@ -70,20 +70,15 @@ class ViberConfig(ChannelConfig):
     sender_name: str = Field(
         min_length=1, max_length=MAX_SENDER_NAME, description="sender name shown (<= 28)"
     )
-    sender_avatar: str | None = Field(
+    sender_avatar: HttpUrl | None = Field(
         default=None, description="sender avatar URL (jpeg, <= 100 KB, 720x720 recommended)"
     )
     min_api_version: int | None = Field(
         default=None, ge=1, description="lowest Viber client API version to deliver to"
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://chatapi.viber.com", description="API root; a fake in tests"
     )
-
-    @field_validator("base_url", "sender_avatar")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else http_url(value)
 
 
 class ViberChannel:

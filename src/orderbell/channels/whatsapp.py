@@ -35,8 +35,8 @@ from orderbell.channels import meta_webhooks
 from orderbell.channels._graph import graph_error
 from orderbell.channels._support import (
     TRIGGER_KEY,
+    HttpUrl,
     as_str,
-    http_url,
     json_object,
     outside_window,
     require_text,
@@ -78,7 +78,7 @@ class WhatsAppConfig(ChannelConfig):
     api_version: str = Field(
         default="v23.0", pattern=r"^v\d+\.\d+$", description="Graph API version, e.g. v23.0"
     )
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://graph.facebook.com", description="Graph API root; a fake in tests"
     )
     templates: dict[str, str] = Field(
@@ -99,11 +99,6 @@ class WhatsAppConfig(ChannelConfig):
         default=None,
         description="any string you choose; Meta sends it back in the webhook handshake",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return http_url(value)
 
     @field_validator("templates")
     @classmethod

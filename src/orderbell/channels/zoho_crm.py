@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from orderbell.channels._support import STATUS_KEY, as_str, http_url, json_object
+from orderbell.channels._support import STATUS_KEY, HttpUrl, as_str, json_object
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status, redact_contacts
 from orderbell.domain.model import ChannelFamily
@@ -49,14 +49,9 @@ class ZohoCrmConfig(ChannelConfig):
     )
     api_version: int = Field(default=8, ge=2, le=8, description="CRM API version (2-8)")
     trigger_workflow: bool = Field(default=True, description="let Zoho workflow rules run")
-    base_url: str = Field(
+    base_url: HttpUrl = Field(
         default="https://www.zohoapis.com", description="API domain of the account's data centre"
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return http_url(value)
 
 
 class ZohoCrmChannel:
