@@ -89,6 +89,8 @@ class _Prepared:
     more: Callable[[], list[Route]] | None = None
     #: another channel of the planned route's family is configured (a failover target)
     same_family_elsewhere: bool = False
+    #: what providers said about the recipient while sending (recorded at finish)
+    signals: list[_RecipientSignal] = field(default_factory=list)
 
     def expand(self) -> None:
         """Replace the planned route by the full ordered list, once."""
@@ -136,9 +138,6 @@ class Dispatcher:
         self._metrics = metrics
         self._throttle = throttle or Throttle()
         self._signer = signer  # signs unsubscribe links; None: emails carry none
-        #: what providers said about recipients while sending, by message id, recorded
-        #: in the transaction that finishes those messages
-        self._signals: dict[int, list[_RecipientSignal]] = {}
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self._inflight = 0
         self._slot_freed = asyncio.Event()
@@ -261,7 +260,7 @@ class Dispatcher:
                 ready.append(prepared)
         if ready:
             outcomes.extend(await asyncio.gather(*(self._deliver(p) for p in ready)))
-        signals = {o.message_id: self._signals.pop(o.message_id, []) for o in outcomes}
+        signals = {p.claim.id: p.signals for p in ready if p.signals}
         async with self._db.transaction() as conn:
             report = await queue.finish(conn, outcomes, now=self._clock())
             done = [s for mid in report.finished for s in signals.get(mid, ())]
@@ -557,7 +556,7 @@ class Dispatcher:
                 what = "opted out" if result.recipient_opted_out else "cannot receive"
                 blocked[route.family] = f"{row.provider} says the recipient {what}"
                 if c.customer_id is not None and c.audience == "guest" and route.recipient:
-                    self._signals.setdefault(c.id, []).append(
+                    p.signals.append(
                         _RecipientSignal(
                             c.tenant_id,
                             c.customer_id,

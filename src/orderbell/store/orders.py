@@ -36,7 +36,7 @@ from orderbell.store.tables import (
 )
 
 
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
     """A dialect insert that knows ON CONFLICT."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -132,7 +132,7 @@ async def find_order_by_token(conn: AsyncConnection, token: str) -> Mapping[str,
 async def insert_order(conn: AsyncConnection, values: Mapping[str, Any]) -> int | None:
     """Insert a new order; None when a concurrent transaction created it first."""
     stmt = (
-        _insert(conn, orders)
+        dialect_insert(conn, orders)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["source_key", "external_id"])
         .returning(orders.c.id)
@@ -157,7 +157,7 @@ async def event_seen(conn: AsyncConnection, dedupe_key: str) -> int | None:
 
 async def insert_event(conn: AsyncConnection, values: Mapping[str, Any]) -> int | None:
     """Append an event; None when its dedupe key is already taken."""
-    stmt = _insert(conn, order_events).values(**values).returning(order_events.c.id)
+    stmt = dialect_insert(conn, order_events).values(**values).returning(order_events.c.id)
     if values.get("dedupe_key") is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
     found = (await conn.execute(stmt)).scalar_one_or_none()
@@ -220,7 +220,7 @@ async def add_contact_points(
 ) -> None:
     if not points:
         return
-    stmt = _insert(conn, contact_points).on_conflict_do_nothing(
+    stmt = dialect_insert(conn, contact_points).on_conflict_do_nothing(
         index_elements=["tenant_id", "kind", "value"]
     )
     await conn.execute(
@@ -321,7 +321,7 @@ async def insert_messages(
     if not rows:
         return {}
     stmt = (
-        _insert(conn, messages)
+        dialect_insert(conn, messages)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(messages.c.id, messages.c.idempotency_key)
     )

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from orderbell.store.orders import dialect_insert
 from orderbell.store.tables import (
     attempts,
     audit_log,
@@ -347,25 +348,8 @@ async def add_suppressions(conn: AsyncConnection, rows: Sequence[Mapping[str, An
     """Keep these opt-outs on the suppression list (a row already there is left alone)."""
     if not rows:
         return 0
-    keys = {(r["tenant_id"], r["kind"], r["fingerprint"], r["family"], r["purpose"]) for r in rows}
-    existing = await conn.execute(
-        sa.select(
-            suppressions.c.tenant_id,
-            suppressions.c.kind,
-            suppressions.c.fingerprint,
-            suppressions.c.family,
-            suppressions.c.purpose,
-        ).where(
-            suppressions.c.tenant_id.in_({k[0] for k in keys}),
-            suppressions.c.fingerprint.in_({k[2] for k in keys}),
-        )
+    stmt = dialect_insert(conn, suppressions).on_conflict_do_nothing(
+        index_elements=["tenant_id", "kind", "fingerprint", "family", "purpose"]
     )
-    known = {tuple(r) for r in existing}
-    fresh = [
-        r
-        for r in rows
-        if (r["tenant_id"], r["kind"], r["fingerprint"], r["family"], r["purpose"]) not in known
-    ]
-    if fresh:
-        await conn.execute(suppressions.insert(), list(fresh))
-    return len(fresh)
+    result = await conn.execute(stmt.returning(suppressions.c.id), list(rows))
+    return len(result.all())
