@@ -143,7 +143,12 @@ class FakeTwilio(FakeServer):
             password, self.auth_token
         )
 
-    async def create_message(self, request: web.Request, rec: RecordedRequest) -> web.Response:
+    def form_request(
+        self, request: web.Request, rec: RecordedRequest, params: Any
+    ) -> tuple[list[tuple[str, str]], list[str]] | web.Response:
+        """What every 2010-04-01 create checks first (account in the path, Basic auth,
+        POST, no unknown parameters): the form pairs and the remaining problems, or the
+        error answer."""
         account = request.match_info["AccountSid"]
         if not ACCOUNT_SID_RE.match(account):
             return self.error_response(
@@ -155,14 +160,20 @@ class FakeTwilio(FakeServer):
             return self.error_response(401, "Authenticate", 20003)
         if request.method != "POST":
             return self.error_response(405, "Method not allowed", 20004)
-
         # Twilio reads only a form body: anything else arrives as no parameters at all.
         pairs = rec.pairs if rec.content_type == "application/x-www-form-urlencoded" else []
-        fields = dict(pairs)
-        problems = check_form_params(pairs, self.params)
+        problems = check_form_params(pairs, params)
         unknown = [p for p in problems if p.startswith("unknown")]
         if unknown:
             return self.error_response(400, "; ".join(unknown), 70002)
+        return pairs, problems
+
+    async def create_message(self, request: web.Request, rec: RecordedRequest) -> web.Response:
+        checked = self.form_request(request, rec, self.params)
+        if isinstance(checked, web.Response):
+            return checked
+        pairs, problems = checked
+        fields = dict(pairs)
 
         to = fields.get("To", "")
         if not to:

@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from tests.fakes.harness import RecordedRequest, json_response
-from tests.fakes.specs import check_form_params, request_schema
-from tests.fakes.twilio import ACCOUNT_SID_RE, E164_RE, SPEC_FILE, FakeTwilio
+from tests.fakes.specs import request_schema
+from tests.fakes.twilio import E164_RE, SPEC_FILE, FakeTwilio
 
 CALLS_PATH = "/2010-04-01/Accounts/{AccountSid}/Calls.json"
 MAX_TWIML_CHARS = 4000
@@ -76,24 +76,11 @@ class FakeTwilioVoice(FakeTwilio):
         self.route("*", CALLS_PATH, self.create_call)
 
     async def create_call(self, request: web.Request, rec: RecordedRequest) -> web.Response:
-        account = request.match_info["AccountSid"]
-        if not ACCOUNT_SID_RE.match(account):
-            return self.error_response(
-                404, f"The requested resource {request.path} was not found", 20404
-            )
-        if not self._authenticated(rec.headers.get("authorization", "")):
-            return self.error_response(401, "Authenticate", 20003)
-        if account != self.account_sid:
-            return self.error_response(401, "Authenticate", 20003)
-        if request.method != "POST":
-            return self.error_response(405, "Method not allowed", 20004)
-
-        pairs = rec.pairs if rec.content_type == "application/x-www-form-urlencoded" else []
+        checked = self.form_request(request, rec, self.call_params)
+        if isinstance(checked, web.Response):
+            return checked
+        pairs, problems = checked
         fields = dict(pairs)
-        problems = check_form_params(pairs, self.call_params)
-        unknown = [p for p in problems if p.startswith("unknown")]
-        if unknown:
-            return self.error_response(400, "; ".join(unknown), 70002)
 
         to = fields.get("To", "")
         if not to:
