@@ -141,19 +141,32 @@ GUEST = {"name": "Maria", "phone": "(212) 555-0123", "preferences": ["sms"]}
 PHONE = "+12125550123"
 
 
+def config_env(twilio: FakeTwilio, sendgrid: FakeSendGrid) -> dict[str, str]:
+    """The ``${...}`` values the test configurations refer to."""
+    return {
+        "T_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "T_OTHER_SECRET": OTHER_SECRET,
+        "T_TWILIO_TOKEN": twilio.auth_token,
+        "T_SENDGRID_KEY": sendgrid.api_key,
+    }
+
+
 async def make_app(
-    db_url: str, data_dir: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid, **settings: Any
+    db_url: str,
+    data_dir: Path,
+    twilio: FakeTwilio,
+    sendgrid: FakeSendGrid,
+    *,
+    config: str | None = None,
+    start: datetime = START,
+    **settings: Any,
 ) -> App:
-    clock = FakeClock()
+    """An App on ``config`` (default ``config_text``) with the clock at ``start``."""
+    clock = FakeClock(start)
     container = build(Settings(data_dir=data_dir, database_url=db_url, **settings), clock=clock)
     cfg = parse_config(
-        config_text(twilio, sendgrid),
-        env={
-            "T_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "T_OTHER_SECRET": OTHER_SECRET,
-            "T_TWILIO_TOKEN": twilio.auth_token,
-            "T_SENDGRID_KEY": sendgrid.api_key,
-        },
+        config if config is not None else config_text(twilio, sendgrid),
+        env=config_env(twilio, sendgrid),
     )
     await apply_config(container, cfg)
     key = await container.orders.create_api_key("bistro")

@@ -13,26 +13,19 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import sqlalchemy as sa
 
-from orderbell.bootstrap import build
 from orderbell.channels.outbox import read_outbox
-from orderbell.config import Settings
-from orderbell.engine.apply import apply_config
-from orderbell.engine.configfile import parse_config
 from orderbell.engine.dispatch import Dispatcher
 from orderbell.engine.followups import FollowupTimer
 from orderbell.store import tables
+from tests.engine import harness
 from tests.engine.harness import (
     GUEST,
     INTEGRATION,
-    OTHER_SECRET,
     PHONE,
     SENDER,
     START,
-    WEBHOOK_SECRET,
     App,
-    FakeClock,
     one,
     rows,
 )
@@ -116,25 +109,8 @@ async def make_app(
     followups: str = "",
     start: datetime = START,
 ) -> App:
-    clock = FakeClock(start)
-    container = build(Settings(data_dir=data_dir, database_url=db_url), clock=clock)
-    cfg = parse_config(
-        config_text(twilio, sendgrid, followups),
-        env={
-            "T_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "T_OTHER_SECRET": OTHER_SECRET,
-            "T_TWILIO_TOKEN": twilio.auth_token,
-            "T_SENDGRID_KEY": sendgrid.api_key,
-        },
-    )
-    await apply_config(container, cfg)
-    key = await container.orders.create_api_key("bistro")
-    other = await container.orders.create_api_key("cafe")
-    async with container.db.read() as conn:
-        ids = dict(
-            (await conn.execute(sa.select(tables.tenants.c.slug, tables.tenants.c.id))).all()
-        )
-    return App(container, clock, twilio, sendgrid, ids["bistro"], ids["cafe"], key, other)
+    config = config_text(twilio, sendgrid, followups)
+    return await harness.make_app(db_url, data_dir, twilio, sendgrid, config=config, start=start)
 
 
 @pytest_asyncio.fixture

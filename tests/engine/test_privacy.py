@@ -344,7 +344,7 @@ async def test_retention_days_in_the_config_is_applied_by_the_worker_in_batches(
 
     from orderbell.engine.apply import apply_config
     from orderbell.engine.configfile import parse_config
-    from tests.engine.harness import OTHER_SECRET, WEBHOOK_SECRET
+    from tests.engine.harness import config_env
     from tests.engine.test_followups import config_text
 
     olds = [await email_order(fapp, f"D-{i}") for i in range(1, 4)]
@@ -361,12 +361,7 @@ async def test_retention_days_in_the_config_is_applied_by_the_worker_in_batches(
         "    name: Bistro Group\n", "    name: Bistro Group\n    retention_days: 30\n", 1
     )
     assert "retention_days: 30" in text
-    env = {
-        "T_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "T_OTHER_SECRET": OTHER_SECRET,
-        "T_TWILIO_TOKEN": fapp.twilio.auth_token,
-        "T_SENDGRID_KEY": fapp.sendgrid.api_key,
-    }
+    env = config_env(fapp.twilio, fapp.sendgrid)
     await apply_config(fapp.container, parse_config(text, env=env))
     tenant = await one(fapp.db, tables.tenants, tables.tenants.c.id == fapp.tenant_id)
     assert tenant.retention_days == 30
