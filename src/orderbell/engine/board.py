@@ -25,6 +25,7 @@ from orderbell.engine.service import timeline_dict
 from orderbell.engine.staff import Permission, StaffMember, StaffService
 from orderbell.engine.tenants import LocationConfig, TenantCache, TenantConfig
 from orderbell.errors import NotFoundError, PayloadError
+from orderbell.store import audit as audit_store
 from orderbell.store import board as store
 from orderbell.store import history
 from orderbell.store import orders as order_store
@@ -436,7 +437,7 @@ class BoardService:
         ]
         async with self._db.transaction() as conn:
             await order_store.append_consent(conn, rows)
-            await staff_store.audit(
+            await audit_store.record(
                 conn,
                 tenant_id=member.tenant_id,
                 actor=member.actor,

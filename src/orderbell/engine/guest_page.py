@@ -23,8 +23,8 @@ from orderbell.domain.templates import format_local_time, normalise_locale, stat
 from orderbell.engine.ingest import utcnow
 from orderbell.engine.tenants import TenantCache
 from orderbell.errors import NotFoundError, PayloadError
+from orderbell.store import audit as audit_store
 from orderbell.store import board as store
-from orderbell.store import inbound as inbound_store
 from orderbell.store import orders as order_store
 from orderbell.store.database import Database
 
@@ -272,7 +272,7 @@ class GuestPageService:
         ]
         async with self._db.transaction() as conn:
             await order_store.append_consent(conn, rows)
-            await inbound_store.audit(
+            await audit_store.record(
                 conn,
                 tenant_id=row["tenant_id"],
                 actor="guest (preference page)",

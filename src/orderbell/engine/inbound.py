@@ -50,6 +50,7 @@ from orderbell.domain.policy import GUEST
 from orderbell.engine.ingest import Ingestor, utcnow
 from orderbell.engine.tenants import ChannelConfigRow, ChannelPool, TenantCache, TenantConfig
 from orderbell.errors import PermanentSendError, SendError, TransientSendError
+from orderbell.store import audit as audit_store
 from orderbell.store import inbound as store
 from orderbell.store import orders as orders_store
 from orderbell.store import queue
@@ -463,7 +464,7 @@ class InboundHandler:
             ],
         )
         purposes = ", ".join(e.purpose.value for e in events)
-        await store.audit(
+        await audit_store.record(
             conn,
             tenant_id=tenant_id,
             actor=actor,

@@ -41,6 +41,7 @@ from orderbell.engine import followups
 from orderbell.engine.ingest import EventResult, Ingestor, Origin, utcnow
 from orderbell.engine.tenants import TenantCache
 from orderbell.errors import ConflictError, NotFoundError, PayloadError
+from orderbell.store import audit as audit_store
 from orderbell.store import followups as store
 from orderbell.store import orders as orders_store
 from orderbell.store import queue
@@ -152,7 +153,7 @@ class OverrideService:
     async def _audit(
         self, conn: Any, tenant_id: int, actor: str, action: str, order_id: int, detail: str
     ) -> int:
-        return await store.add_audit(
+        return await audit_store.record(
             conn,
             tenant_id=tenant_id,
             actor=actor,

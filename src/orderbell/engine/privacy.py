@@ -38,7 +38,7 @@ from orderbell.engine.ingest import utcnow
 from orderbell.engine.overrides import clean_actor
 from orderbell.engine.tenants import TenantCache
 from orderbell.errors import InputError, NotFoundError, PayloadError
-from orderbell.store import inbound as inbound_store
+from orderbell.store import audit as audit_store
 from orderbell.store import orders as order_store
 from orderbell.store import privacy as store
 from orderbell.store import setup
@@ -223,7 +223,7 @@ class PrivacyService:
                 conn, tenant_id=tenant_id, s=scope, pseudonym=pseudonym, scrub=scrub, now=now
             )
             counts["suppressions"] = kept
-            await inbound_store.audit(
+            await audit_store.record(
                 conn,
                 tenant_id=tenant_id,
                 actor=who,
@@ -368,7 +368,7 @@ class PrivacyService:
                     for p in purposes
                 ],
             )
-            await inbound_store.audit(
+            await audit_store.record(
                 conn,
                 tenant_id=target.tenant_id,
                 actor="guest (unsubscribe link)",

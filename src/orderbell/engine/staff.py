@@ -28,6 +28,7 @@ from orderbell.crypto import load_or_create_key
 from orderbell.domain.contacts import normalise_email
 from orderbell.engine.ingest import utcnow
 from orderbell.errors import AuthError, InputError, NotFoundError, PayloadError
+from orderbell.store import audit as audit_store
 from orderbell.store import board as board_store
 from orderbell.store import setup
 from orderbell.store import staff as store
@@ -265,7 +266,7 @@ class StaffService:
                     "expires_at": expires,
                 },
             )
-            await store.audit(
+            await audit_store.record(
                 conn,
                 tenant_id=row["tenant_id"],
                 actor=f"{row['name']} <{row['email']}>",
@@ -298,7 +299,7 @@ class StaffService:
     async def sign_out(self, member: StaffMember) -> None:
         async with self._db.transaction() as conn:
             await store.delete_session(conn, member.session_id)
-            await store.audit(
+            await audit_store.record(
                 conn,
                 tenant_id=member.tenant_id,
                 actor=member.actor,
@@ -348,7 +349,7 @@ class StaffService:
         self, member: StaffMember, action: str, target: str, detail: str | None = None
     ) -> None:
         async with self._db.transaction() as conn:
-            await store.audit(
+            await audit_store.record(
                 conn,
                 tenant_id=member.tenant_id,
                 actor=member.actor,

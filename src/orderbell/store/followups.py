@@ -202,26 +202,6 @@ async def release_keys(
     return int((await conn.execute(stmt)).rowcount or 0)
 
 
-async def add_audit(
-    conn: AsyncConnection,
-    *,
-    tenant_id: int,
-    actor: str,
-    action: str,
-    target: str,
-    detail: str,
-    at: datetime,
-) -> int:
-    result = await conn.execute(
-        audit_log.insert()
-        .values(
-            tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail, at=at
-        )
-        .returning(audit_log.c.id)
-    )
-    return int(result.scalar_one())
-
-
 async def audit_trail(
     conn: AsyncConnection, tenant_id: int, target: str, *, limit: int = 200
 ) -> list[Mapping[str, Any]]:

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderbell.store.tables import (
-    audit_log,
     consent_events,
     contact_points,
     inbound_messages,
@@ -119,23 +118,6 @@ async def latest_order(
 async def append_consent(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(consent_events.insert(), rows)
-
-
-async def audit(
-    conn: AsyncConnection,
-    *,
-    tenant_id: int | None,
-    actor: str,
-    action: str,
-    target: str,
-    detail: str,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        audit_log.insert().values(
-            tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail, at=at
-        )
-    )
 
 
 async def insert_reply(conn: AsyncConnection, values: Mapping[str, Any]) -> int | None:

@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from orderbell.store import audit as audit_store
 from orderbell.store.tables import (
-    audit_log,
     channels,
     consent_events,
     contact_points,
@@ -131,23 +131,6 @@ async def revoke_consent(
     )
 
 
-async def audit(
-    conn: AsyncConnection,
-    *,
-    tenant_id: int,
-    actor: str,
-    action: str,
-    target: str,
-    detail: str,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        audit_log.insert().values(
-            tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail, at=at
-        )
-    )
-
-
 async def provider_opt_out(
     conn: AsyncConnection,
     *,
@@ -171,7 +154,7 @@ async def provider_opt_out(
         evidence=detail,
         now=now,
     )
-    await audit(
+    await audit_store.record(
         conn,
         tenant_id=tenant_id,
         actor=f"provider {provider}",

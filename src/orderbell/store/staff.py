@@ -105,23 +105,6 @@ async def delete_expired_sessions(conn: AsyncConnection, now: datetime) -> int:
 # --- audit ----------------------------------------------------------------------------
 
 
-async def audit(
-    conn: AsyncConnection,
-    *,
-    tenant_id: int | None,
-    actor: str,
-    action: str,
-    target: str | None,
-    detail: str | None,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        audit_log.insert().values(
-            tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail, at=at
-        )
-    )
-
-
 async def audit_for(
     conn: AsyncConnection, tenant_id: int, targets: Sequence[str], *, limit: int = 200
 ) -> list[Mapping[str, Any]]:
