@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator
+from pydantic import AfterValidator, SecretStr
 from yarl import URL
 
 from orderbell.channels.base import Callback
@@ -48,6 +48,15 @@ def http_url(value: str) -> str:
 
 #: a ``base_url``-style setting, checked and normalised by ``http_url``
 HttpUrl = Annotated[str, AfterValidator(http_url)]
+
+
+def _secret_http_url(value: SecretStr) -> SecretStr:
+    http_url(value.get_secret_value())
+    return value
+
+
+#: a URL that is itself the credential (Slack, Teams webhooks): checked, kept secret
+SecretHttpUrl = Annotated[SecretStr, AfterValidator(_secret_http_url)]
 
 
 def rebase(url: str, base_url: str | None) -> str:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
 from orderbell.channels._cards import card_for, truncate
-from orderbell.channels._support import HttpUrl, http_url, rebase, require_text
+from orderbell.channels._support import HttpUrl, SecretHttpUrl, rebase, require_text
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -35,7 +35,7 @@ _CODE_RE = re.compile(r"^[a-z_]{2,64}$")
 
 
 class SlackConfig(ChannelConfig):
-    webhook_url: SecretStr = Field(
+    webhook_url: SecretHttpUrl = Field(
         description="incoming webhook URL (https://hooks.slack.com/services/...)"
     )
     base_url: HttpUrl | None = Field(
@@ -43,12 +43,6 @@ class SlackConfig(ChannelConfig):
         description="replaces the webhook URL's scheme, host and port (a fake in tests)",
     )
     blocks: bool = Field(default=True, description="send a Block Kit card, not only text")
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook(cls, value: SecretStr) -> SecretStr:
-        http_url(value.get_secret_value())
-        return value
 
 
 class SlackChannel:

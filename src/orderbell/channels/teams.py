@@ -22,10 +22,16 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
 from orderbell.channels._cards import Card, card_for
-from orderbell.channels._support import HttpUrl, http_url, json_object, rebase, require_text
+from orderbell.channels._support import (
+    HttpUrl,
+    SecretHttpUrl,
+    json_object,
+    rebase,
+    require_text,
+)
 from orderbell.channels.base import ChannelConfig, OutboundMessage, SendResult
 from orderbell.channels.http import HttpClient, HttpResponse, error_for_status
 from orderbell.domain.model import ChannelFamily
@@ -36,7 +42,7 @@ ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
 
 class TeamsConfig(ChannelConfig):
-    webhook_url: SecretStr = Field(description="the workflow's HTTP POST URL (with its sig)")
+    webhook_url: SecretHttpUrl = Field(description="the workflow's HTTP POST URL (with its sig)")
     format: Literal["adaptive_card", "legacy_connector"] = Field(
         default="adaptive_card",
         description="adaptive_card for Workflows; legacy_connector for an old O365 connector",
@@ -45,12 +51,6 @@ class TeamsConfig(ChannelConfig):
         default=None,
         description="replaces the webhook URL's scheme, host and port (a fake in tests)",
     )
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook(cls, value: SecretStr) -> SecretStr:
-        http_url(value.get_secret_value())
-        return value
 
 
 class TeamsChannel:
